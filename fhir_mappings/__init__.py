@@ -1,0 +1,28 @@
+"""Map FHIR R4 JSON from a CDS Hooks 2.0 request to the typed values the mipomersen rules read.
+
+Pure Python: no web framework, no HTTP. Input is parsed JSON (`json.loads`); output is the frozen
+dataclasses of `fhir_mappings.values`. Codes and units are data with provenance (`data/`,
+`_units.py`), following `shared/clinical/REFERENCE.md` policies 4, 5, 6, 9 and 10.
+"""
+
+from __future__ import annotations
+
+from fhir_mappings._errors import FhirMappingError
+from fhir_mappings._loinc import analyte_for_loinc, loinc_codes
+from fhir_mappings._record import read_patient_record
+from fhir_mappings._resources import FhirItem, read_resources
+from fhir_mappings._times import parse_fhir_datetime
+from fhir_mappings._units import from_canonical, supported_units, to_canonical
+
+__all__ = [
+    "FhirItem",
+    "FhirMappingError",
+    "analyte_for_loinc",
+    "from_canonical",
+    "loinc_codes",
+    "parse_fhir_datetime",
+    "read_patient_record",
+    "read_resources",
+    "supported_units",
+    "to_canonical",
+]

@@ -1,0 +1,105 @@
+"""Split FHIR R4 request JSON into resources, each with its dotted path (FHIR R4 Bundle, §2.36).
+
+A CDS Hooks 2.0 prefetch value is one resource or a Bundle (usually a `searchset`; a whole-patient
+export is a `transaction` or `collection`); `context.draftOrders` is a Bundle. Every Bundle type is
+read the same way: each entry's resource, with its `fullUrl` for resolving references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_mappings._errors import FhirMappingError
+from fhir_mappings._json import JsonObject, object_at, str_at
+from fhir_mappings.values import ResourceRef
+
+
+@dataclass(frozen=True, slots=True)
+class FhirItem:
+    """One resource from the request, with where it was found.
+
+    `path` is the dotted path of the resource in the request, such as
+    `prefetch.labs.entry[3].resource`; `full_url` is the Bundle entry's `fullUrl`, if any.
+    """
+
+    path: str
+    resource: Mapping[str, Any]
+    full_url: str | None = None
+
+    @property
+    def resource_type(self) -> str | None:
+        """Return the resource's `resourceType`, or None when it has none."""
+        return str_at(self.resource, "resourceType")
+
+
+def read_resources(value: object, path: str) -> Iterator[FhirItem]:
+    """Return the resources in `value`: a Bundle's entry resources, or the resource itself.
+
+    The whole value is checked before anything is returned, so a malformed entry raises
+    `FhirMappingError` (with the path of the entry) at the call, not half-way through a loop.
+    Entries without a resource (e.g. in a transaction-response) are skipped.
+    """
+    resource = _resource(value, path)
+    if resource["resourceType"] != "Bundle":
+        return iter((FhirItem(path, resource),))
+    entries = resource.get("entry", [])
+    if not isinstance(entries, list):
+        raise FhirMappingError(f"{path}.entry", "expected a JSON array")
+    items: list[FhirItem] = []
+    for index, entry in enumerate(entries):
+        entry_path = f"{path}.entry[{index}]"
+        if not isinstance(entry, Mapping):
+            raise FhirMappingError(entry_path, _expected_object(entry))
+        if entry.get("resource") is None:
+            continue
+        full_url = entry.get("fullUrl")
+        items.append(
+            FhirItem(
+                f"{entry_path}.resource",
+                _resource(entry["resource"], f"{entry_path}.resource"),
+                full_url if isinstance(full_url, str) else None,
+            )
+        )
+    return iter(items)
+
+
+def resource_ref(item: FhirItem) -> ResourceRef:
+    """Return the `ResourceRef` that says which resource a value came from."""
+    meta = object_at(item.resource, "meta")
+    return ResourceRef(
+        resource_type=item.resource_type or "Resource",
+        id=str_at(item.resource, "id"),
+        path=item.path,
+        version=str_at(meta, "versionId") if meta is not None else None,
+    )
+
+
+def _resource(value: object, path: str) -> JsonObject:
+    """Return `value` when it is a JSON object with a string `resourceType`."""
+    if not isinstance(value, Mapping):
+        raise FhirMappingError(path, _expected_object(value))
+    if not isinstance(value.get("resourceType"), str) or not value["resourceType"]:
+        raise FhirMappingError(f"{path}.resourceType", "expected a resource type string")
+    return value
+
+
+def _expected_object(value: object) -> str:
+    """Describe a value that should have been a JSON object, by its JSON type only."""
+    return f"expected a JSON object, got {_json_type(value)}"
+
+
+def _json_type(value: object) -> str:
+    """Name the JSON type of a parsed value (never the value itself, which may be patient data)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__
