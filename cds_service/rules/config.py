@@ -7,17 +7,17 @@ Deployers override them through `MIPOMERSEN_CDS_*` environment variables (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Mapping
 
 from fhir_mappings.values import Analyte
 
 
 class Profile(StrEnum):
-    """Rule profile (policy 1): `label` follows the FDA PI, `conservative` the stricter seed guide."""
+    """Rule profile (policy 1): `label` follows the FDA PI, `conservative` the stricter seed."""
 
     LABEL = "label"
     CONSERVATIVE = "conservative"

@@ -108,6 +108,7 @@ class Finding:
     last_tested: datetime | None = None  # for overdue monitoring
     follow_up: tuple[FollowUpTest, ...] = ()
     due: datetime | None = None
+    skipped: tuple[SkippedResource, ...] = ()  # unreadable resources (record-unreadable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,59 @@
+"""Monitor more closely when ALT/AST are above ULN, or have resolved after an elevation.
+
+Implements REFERENCE.md project policy 8 (below 3× ULN but above ULN: continue, an informational
+card recommends closer monitoring, the seed guide's weekly ALT/AST) and Kynamro PI §2.3 ("if
+resumed after transaminases resolve to <3× ULN, monitor liver tests more frequently").
+
+When every current ALT and AST is below 3× ULN
+and an ALT or AST ≥3× ULN was taken within the resolved-elevation lookback (92 days) before the
+latest ALT/AST
+Then monitor closely: resolved after an elevation (the earlier result is the supporting
+evidence). This reason wins when the next one also applies.
+
+When every current ALT and AST is below 3× ULN and the deciding one is above ULN
+Then monitor closely: above ULN.
+
+"Below 3× ULN" is certain here: a "≥ v" floor below 3× ULN never reaches this rule (`uln` makes
+it an ambiguous, unusable result instead).
+"""
+
+from __future__ import annotations
+
+from . import catalogue
+from .chart import Chart
+from .decision import DecisionKind, Finding, Reason
+from .transaminases import earlier_elevation, elevations
+from .uln import is_above_uln
+
+
+def findings(chart: Chart) -> list[Finding]:
+    """Return the closer-monitoring finding for ALT/AST below 3× ULN, if one applies."""
+    current = chart.transaminases
+    if current is None or elevations(current, chart.config):
+        return []
+    deciding = current.deciding
+    previous = earlier_elevation(current, chart.results, chart.config)
+    if previous is not None:
+        rule = catalogue.RESOLVED_AFTER_ELEVATION
+        return [
+            Finding(
+                kind=DecisionKind.MONITOR_CLOSELY,
+                reason=Reason.RESOLVED_AFTER_ELEVATION,
+                rule=rule.id,
+                source=rule.source,
+                deciding=deciding,
+                supporting=(previous,),
+            )
+        ]
+    if is_above_uln(deciding):
+        rule = catalogue.ABOVE_ULN
+        return [
+            Finding(
+                kind=DecisionKind.MONITOR_CLOSELY,
+                reason=Reason.ABOVE_ULN,
+                rule=rule.id,
+                source=rule.source,
+                deciding=deciding,
+            )
+        ]
+    return []

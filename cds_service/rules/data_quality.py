@@ -1,0 +1,109 @@
+"""Never give an all clear on data the service could not use.
+
+Implements REFERENCE.md project policy 5 (a result whose unit is not recognised is unusable and
+named on the card, never guessed), policy 11 read the other way round (no card only when all
+required results are current and normal, so an unusable result is never silently ignored), and
+the ambiguous censored values of policy 4 (see `uln`).
+
+When an ALT or AST result (and, on a first order, an ALP or total bilirubin result) is unusable,
+not retracted by the lab, and either undated, at least as recent as that analyte's latest usable
+result, or the analyte has no usable result at all
+Then repeat the test (one finding per such result, due now).
+
+When a Condition or MedicationRequest could not be read (failed validation)
+Then monitor closely: the unreadable record may hide active liver disease, a liver-injury
+symptom or the therapy start (one finding naming all of them).
+
+Retracted results (entered-in-error, cancelled) never trigger anything. Unreadable Observations
+are left to the mapping layer, which reports them as unusable results of their analyte.
+"""
+
+from __future__ import annotations
+
+from fhir_mappings.values import Analyte, SkippedResource, UnusableResult
+
+from . import catalogue
+from .chart import Chart
+from .decision import DecisionKind, Finding, FollowUpTest, Reason
+from .ordering import newest_first, unusable_key
+
+MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+BASELINE_ONLY_ANALYTES: tuple[Analyte, ...] = (Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
+OBSERVATION = "Observation"
+
+
+def checked_analytes(chart: Chart) -> tuple[Analyte, ...]:
+    """Return the analytes whose unusable results count: ALT/AST, plus the baseline ones."""
+    if chart.is_new_therapy:
+        return MONITORED_ANALYTES + BASELINE_ONLY_ANALYTES
+    return MONITORED_ANALYTES
+
+
+def is_unusable_latest(chart: Chart, unusable: UnusableResult) -> bool:
+    """Return True when a non-retracted unusable result stands where a current result should."""
+    if unusable.is_retracted:
+        return False
+    latest = chart.latest(unusable.analyte)
+    return (
+        unusable.effective is None
+        or latest is None
+        or unusable.effective >= latest.result.effective
+    )
+
+
+def is_unreadable_record(skipped: SkippedResource) -> bool:
+    """Return True for a skipped resource other than an Observation."""
+    return skipped.resource_type != OBSERVATION
+
+
+def unusable_findings(chart: Chart) -> list[Finding]:
+    """Return one repeat-test finding per unusable result that stands as the latest."""
+    rule = catalogue.RESULT_UNUSABLE
+    found: list[Finding] = []
+    for analyte in checked_analytes(chart):
+        standing = newest_first(
+            (u for u in chart.unusable if u.analyte is analyte and is_unusable_latest(chart, u)),
+            when=lambda unusable: unusable.effective,
+            key=unusable_key,
+            undated_first=True,
+        )
+        found.extend(
+            Finding(
+                kind=DecisionKind.REPEAT_TEST,
+                reason=Reason.RESULT_UNUSABLE,
+                rule=rule.id,
+                source=rule.source,
+                unusable=unusable,
+                follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
+                due=chart.now,
+            )
+            for unusable in standing
+        )
+    return found
+
+
+def unreadable_findings(chart: Chart) -> list[Finding]:
+    """Return one monitor-closely finding naming every unreadable Condition or MedicationRequest."""
+    unreadable = tuple(
+        sorted(
+            (s for s in chart.skipped if is_unreadable_record(s)),
+            key=lambda s: (s.resource_type, s.path, s.id or "", s.message),
+        )
+    )
+    if not unreadable:
+        return []
+    rule = catalogue.RECORD_UNREADABLE
+    return [
+        Finding(
+            kind=DecisionKind.MONITOR_CLOSELY,
+            reason=Reason.RECORD_UNREADABLE,
+            rule=rule.id,
+            source=rule.source,
+            skipped=unreadable,
+        )
+    ]
+
+
+def findings(chart: Chart) -> list[Finding]:
+    """Return the data-quality findings."""
+    return unusable_findings(chart) + unreadable_findings(chart)

@@ -1,0 +1,147 @@
+"""Discontinue mipomersen for clinically significant liver toxicity.
+
+Implements the last row of the Kynamro PI §2.3 dose modification table ("any elevation with
+clinical symptoms of liver injury, bilirubin ≥2× ULN, or active liver disease: discontinue"),
+the boxed warning ("discontinue for clinically significant liver toxicity") and REFERENCE.md
+project policy 9, with the ≥ thresholds of policy 2.
+
+When a current ALT or AST is ≥3× ULN
+and a total bilirubin ≥2× ULN was taken within 14 days of it (before or after)
+Then discontinue (reason: elevation with bilirubin).
+
+When a current ALT or AST is ≥3× ULN
+and an active Condition for a symptom of liver injury was recorded within 14 days of it, or has
+no recorded date (active means present)
+Then discontinue (reason: elevation with symptoms).
+
+When a current ALT or AST is ≥3× ULN and the patient has an active liver disease Condition
+Then discontinue (reason: elevation with liver disease).
+
+Each path gives its own finding. Safer reading where the brief was silent: the 14 days are
+measured from any current ALT/AST ≥3× ULN (highest first), not only from the deciding one, so a
+newer, higher result of the other analyte never moves the window away from the bilirubin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fhir_mappings.values import Analyte, LiverCondition, LiverConditionKind
+
+from . import catalogue
+from .chart import Chart
+from .config import RuleConfig
+from .decision import AssessedResult, DecisionKind, Finding, Reason
+from .transaminases import elevations, highest, is_within
+from .uln import reaches_multiple
+
+
+def is_bilirubin_elevation(assessed: AssessedResult, config: RuleConfig) -> bool:
+    """Return True for a total bilirubin ≥2× ULN (policy 2)."""
+    return reaches_multiple(assessed, config.bilirubin_multiple)
+
+
+def is_symptom_near(
+    condition: LiverCondition, elevation: AssessedResult, config: RuleConfig
+) -> bool:
+    """Return True when a liver-injury symptom was recorded within 14 days, or is undated."""
+    return condition.recorded is None or is_within(
+        condition.recorded, elevation.result.effective, config.discontinue_window
+    )
+
+
+def bilirubin_with_elevation(
+    chart: Chart, elevated: Sequence[AssessedResult]
+) -> tuple[AssessedResult, AssessedResult] | None:
+    """Return the first elevation with a bilirubin ≥2× ULN within 14 days, and that bilirubin."""
+    config = chart.config
+    bilirubins = [
+        assessed
+        for assessed in chart.results_of(Analyte.TOTAL_BILIRUBIN)
+        if is_bilirubin_elevation(assessed, config)
+    ]
+    for elevation in elevated:
+        near = [
+            bilirubin
+            for bilirubin in bilirubins
+            if is_within(
+                bilirubin.result.effective, elevation.result.effective, config.discontinue_window
+            )
+        ]
+        if near:
+            return elevation, highest(near)
+    return None
+
+
+def symptom_with_elevation(
+    chart: Chart, elevated: Sequence[AssessedResult]
+) -> tuple[AssessedResult, LiverCondition] | None:
+    """Return the first elevation with a liver-injury symptom near it, and that condition."""
+    symptoms = chart.conditions_of(LiverConditionKind.LIVER_INJURY_SYMPTOM)
+    for elevation in elevated:
+        for condition in symptoms:
+            if is_symptom_near(condition, elevation, chart.config):
+                return elevation, condition
+    return None
+
+
+def findings(chart: Chart) -> list[Finding]:
+    """Return a discontinue finding for each path of the §2.3 table that applies."""
+    if chart.transaminases is None:
+        return []
+    elevated = elevations(chart.transaminases, chart.config)
+    if not elevated:
+        return []
+    found: list[Finding] = []
+    with_bilirubin = bilirubin_with_elevation(chart, elevated)
+    if with_bilirubin is not None:
+        elevation, bilirubin = with_bilirubin
+        found.append(
+            _finding(
+                Reason.ELEVATION_WITH_BILIRUBIN,
+                catalogue.DISCONTINUE_WITH_BILIRUBIN,
+                elevation,
+                supporting=(bilirubin,),
+            )
+        )
+    with_symptom = symptom_with_elevation(chart, elevated)
+    if with_symptom is not None:
+        elevation, symptom = with_symptom
+        found.append(
+            _finding(
+                Reason.ELEVATION_WITH_SYMPTOMS,
+                catalogue.DISCONTINUE_WITH_SYMPTOMS,
+                elevation,
+                condition=symptom,
+            )
+        )
+    liver_disease = chart.conditions_of(LiverConditionKind.ACTIVE_LIVER_DISEASE)
+    if liver_disease:
+        found.append(
+            _finding(
+                Reason.ELEVATION_WITH_LIVER_DISEASE,
+                catalogue.DISCONTINUE_WITH_LIVER_DISEASE,
+                elevated[0],
+                condition=liver_disease[0],
+            )
+        )
+    return found
+
+
+def _finding(
+    reason: Reason,
+    rule: catalogue.Rule,
+    deciding: AssessedResult,
+    *,
+    supporting: tuple[AssessedResult, ...] = (),
+    condition: LiverCondition | None = None,
+) -> Finding:
+    return Finding(
+        kind=DecisionKind.DISCONTINUE,
+        reason=reason,
+        rule=rule.id,
+        source=rule.source,
+        deciding=deciding,
+        supporting=supporting,
+        condition=condition,
+    )

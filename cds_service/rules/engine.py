@@ -1,0 +1,91 @@
+"""Apply every liver-safety rule to one patient record at one instant.
+
+Implements REFERENCE.md project policies 1-11 through the rule modules (each cites its own label
+section) and orders what they find.
+
+When the rules run for a mipomersen order (ordering) or a patient on mipomersen (chart review)
+Then every finding is returned, most severe first (contraindicated, discontinue, withhold,
+repeat-test, monitor-closely), and within one kind in a fixed priority of reasons; no finding
+means no card (policy 11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from fhir_mappings.values import MedicationOrder, PatientRecord
+
+from . import (
+    closer_monitoring,
+    contraindication,
+    data_quality,
+    discontinuation,
+    monitoring,
+    withholding,
+)
+from .chart import read_chart
+from .config import RuleConfig
+from .decision import Evaluation, Finding, Occasion, Reason
+
+# Within one decision kind, the reason a card should lead with comes first.
+REASON_PRIORITY: tuple[Reason, ...] = (
+    Reason.ACTIVE_LIVER_DISEASE,
+    Reason.ELEVATION_WITH_BILIRUBIN,
+    Reason.ELEVATION_WITH_SYMPTOMS,
+    Reason.ELEVATION_WITH_LIVER_DISEASE,
+    Reason.SEVERE_ELEVATION,
+    Reason.CONFIRMED_ELEVATION,
+    Reason.ELEVATION_PENDING_REPEAT,
+    Reason.CONFIRM_ELEVATION,
+    Reason.RESULT_UNUSABLE,
+    Reason.BASELINE_MISSING,
+    Reason.MONITORING_OVERDUE,
+    Reason.BASELINE_ABNORMAL,
+    Reason.RESOLVED_AFTER_ELEVATION,
+    Reason.ABOVE_ULN,
+    Reason.RECORD_UNREADABLE,
+)
+_REASON_RANK: dict[Reason, int] = {reason: rank for rank, reason in enumerate(REASON_PRIORITY)}
+
+
+def order_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """Return the findings most severe first, then by reason priority, otherwise as given."""
+    return tuple(sorted(findings, key=lambda f: (-f.kind.severity, _REASON_RANK[f.reason])))
+
+
+def evaluate(
+    record: PatientRecord,
+    *,
+    orders: Sequence[MedicationOrder],
+    occasion: Occasion,
+    config: RuleConfig,
+    now: datetime,
+) -> Evaluation:
+    """Return every liver-safety finding for a patient and the results they rest on.
+
+    `orders` are the mipomersen orders in scope: the draft orders on an order hook, the active
+    ones on chart review. `now` must be timezone-aware, like every date in the record.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    chart = read_chart(record, orders=orders, occasion=occasion, config=config, now=now)
+    findings = [
+        *contraindication.findings(chart),
+        *discontinuation.findings(chart),
+        *withholding.findings(chart),
+        *data_quality.findings(chart),
+        *monitoring.findings(chart),
+        *closer_monitoring.findings(chart),
+    ]
+    return Evaluation(
+        profile=config.profile,
+        occasion=occasion,
+        now=now,
+        findings=order_findings(findings),
+        results=chart.results,
+        unusable=chart.unusable,
+        skipped=chart.skipped,
+        orders=chart.orders,
+        therapy_start=chart.therapy_start,
+    )

@@ -1,0 +1,190 @@
+"""Baseline liver tests before the first dose, and the ALT/AST monitoring cadence after it.
+
+Implements Kynamro PI W&P 5.1 (baseline ALT, AST, alkaline phosphatase and total bilirubin; if
+abnormal, start only after work-up; liver tests monthly in the first year, at least every
+3 months after it) as made concrete by REFERENCE.md project policy 7, and the conservative
+profile's weekly cadence (policy 1, seed guide 003 Protocol 1).
+
+When a first mipomersen order is being placed (no prior order)
+and ALT, AST, ALP or total bilirubin has no usable result within 30 days before now
+Then repeat tests: the baseline is missing (due now).
+
+When a first mipomersen order is being placed and the latest baseline ALP or total bilirubin is
+above its ULN
+Then monitor closely: start only after the abnormality is worked up.
+
+When the patient is on therapy (a prior order, or chart review)
+and ALT or AST has no usable result within the monitoring interval before now
+Then repeat tests: monitoring is overdue (due now). The interval is 31 days in the first year of
+therapy (or when the start is unknown: the safer, shorter cadence), 92 days after it; under the
+conservative profile 7 days in the first 31 days of therapy (or when the start is unknown) and
+within 31 days after any ALT/AST ≥3× ULN.
+
+Edges: "within" includes its bound (a result exactly 30 or 31 days old counts); the first year
+ends at exactly 365 days. `last_tested` is None when an overdue analyte was never tested.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fhir_mappings.values import Analyte
+
+from . import catalogue
+from .chart import Chart
+from .decision import AssessedResult, DecisionKind, Finding, FollowUpTest, Reason
+from .transaminases import by_multiple_descending, is_elevation, is_transaminase, latest_result
+from .uln import is_above_uln
+
+BASELINE_ANALYTES: tuple[Analyte, ...] = (
+    Analyte.ALT,
+    Analyte.AST,
+    Analyte.ALP,
+    Analyte.TOTAL_BILIRUBIN,
+)
+BASELINE_ABNORMAL_ANALYTES: tuple[Analyte, ...] = (Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
+MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+
+
+def is_within_before(taken: datetime, now: datetime, window: timedelta) -> bool:
+    """Return True when `taken` is at most `window` before now (later results count too)."""
+    return now - taken <= window
+
+
+def baseline_results(chart: Chart, analyte: Analyte) -> tuple[AssessedResult, ...]:
+    """Return the analyte's usable results within the baseline window, newest first."""
+    window = chart.config.baseline_window
+    return tuple(
+        a
+        for a in chart.results_of(analyte)
+        if is_within_before(a.result.effective, chart.now, window)
+    )
+
+
+def has_baseline_within(chart: Chart, analyte: Analyte) -> bool:
+    """Return True when the analyte has a usable result within the baseline window (30 days)."""
+    return bool(baseline_results(chart, analyte))
+
+
+def missing_baseline(chart: Chart) -> tuple[Analyte, ...]:
+    """Return the baseline analytes without a usable result within the window, in label order."""
+    return tuple(a for a in BASELINE_ANALYTES if not has_baseline_within(chart, a))
+
+
+def abnormal_baseline(chart: Chart) -> tuple[AssessedResult, ...]:
+    """Return the latest baseline ALP and total bilirubin that are above ULN, highest first."""
+    abnormal: list[AssessedResult] = []
+    for analyte in BASELINE_ABNORMAL_ANALYTES:
+        latest = latest_result(baseline_results(chart, analyte), analyte)
+        if latest is not None and is_above_uln(latest):
+            abnormal.append(latest)
+    return by_multiple_descending(abnormal)
+
+
+def is_in_first_year(chart: Chart) -> bool:
+    """Return True in the first year of therapy, or when the start is unknown."""
+    start = chart.therapy_start
+    return start is None or chart.now - start < chart.config.first_year
+
+
+def is_in_conservative_first_month(chart: Chart) -> bool:
+    """Return True in the conservative profile's first month, or when the start is unknown."""
+    start = chart.therapy_start
+    return start is None or chart.now - start < chart.config.conservative_first_month
+
+
+def has_recent_elevation(chart: Chart) -> bool:
+    """Return True when an ALT/AST ≥3× ULN was taken within 31 days before now (policy 1)."""
+    window = chart.config.conservative_after_elevation
+    return any(
+        is_transaminase(a)
+        and is_elevation(a, chart.config)
+        and is_within_before(a.result.effective, chart.now, window)
+        for a in chart.results
+    )
+
+
+def monitoring_interval(chart: Chart) -> tuple[timedelta, catalogue.Rule]:
+    """Return the longest allowed gap between ALT/AST tests now, and the rule setting it."""
+    config = chart.config
+    if chart.is_conservative and (
+        is_in_conservative_first_month(chart) or has_recent_elevation(chart)
+    ):
+        return config.conservative_interval, catalogue.MONITORING_CONSERVATIVE
+    if is_in_first_year(chart):
+        return config.first_year_interval, catalogue.MONITORING_FIRST_YEAR
+    return config.maintenance_interval, catalogue.MONITORING_AFTER_FIRST_YEAR
+
+
+def is_monitoring_overdue(
+    latest: AssessedResult | None, now: datetime, interval: timedelta
+) -> bool:
+    """Return True when there is no usable result within the interval before now."""
+    return latest is None or not is_within_before(latest.result.effective, now, interval)
+
+
+def baseline_findings(chart: Chart) -> list[Finding]:
+    """Return the missing- and abnormal-baseline findings for a first order."""
+    found: list[Finding] = []
+    missing = missing_baseline(chart)
+    if missing:
+        rule = catalogue.BASELINE
+        found.append(
+            Finding(
+                kind=DecisionKind.REPEAT_TEST,
+                reason=Reason.BASELINE_MISSING,
+                rule=rule.id,
+                source=rule.source,
+                missing=missing,
+                follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
+                due=chart.now,
+            )
+        )
+    abnormal = abnormal_baseline(chart)
+    if abnormal:
+        rule = catalogue.BASELINE_ABNORMAL
+        found.append(
+            Finding(
+                kind=DecisionKind.MONITOR_CLOSELY,
+                reason=Reason.BASELINE_ABNORMAL,
+                rule=rule.id,
+                source=rule.source,
+                deciding=abnormal[0],
+                supporting=abnormal[1:],
+            )
+        )
+    return found
+
+
+def cadence_findings(chart: Chart) -> list[Finding]:
+    """Return the overdue-monitoring finding for a patient on therapy."""
+    interval, rule = monitoring_interval(chart)
+    latest = {analyte: chart.latest(analyte) for analyte in MONITORED_ANALYTES}
+    overdue = tuple(
+        analyte
+        for analyte in MONITORED_ANALYTES
+        if is_monitoring_overdue(latest[analyte], chart.now, interval)
+    )
+    if not overdue:
+        return []
+    dates = [a.result.effective for analyte in overdue if (a := latest[analyte]) is not None]
+    last_tested = min(dates) if len(dates) == len(overdue) else None  # None: never tested
+    return [
+        Finding(
+            kind=DecisionKind.REPEAT_TEST,
+            reason=Reason.MONITORING_OVERDUE,
+            rule=rule.id,
+            source=rule.source,
+            missing=overdue,
+            last_tested=last_tested,
+            follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
+            due=chart.now,
+        )
+    ]
+
+
+def findings(chart: Chart) -> list[Finding]:
+    """Return the baseline findings on a first order, the cadence findings otherwise."""
+    if chart.is_new_therapy:
+        return baseline_findings(chart)
+    return cadence_findings(chart)

@@ -1,0 +1,198 @@
+"""Read the transaminases: the current ALT/AST level, confirmation and resolution.
+
+Implements the facts behind the Kynamro PI §2.3 dose modification table and project policies 2, 3
+and 8 of REFERENCE.md. The rules that act on them are `withholding`, `discontinuation` and
+`closer_monitoring`.
+
+When the latest ALT or AST was taken at time T
+Then the current results are the latest ALT and the latest AST, each if taken within the
+confirmation window (7 days) before T or if it is ≥3× ULN (an elevation stays current until a
+later result of the same analyte replaces it, however old it is); the deciding result D is the
+current one with the highest multiple of ULN (ALT first on a tie).
+
+When a result is ≥3× ULN and an earlier ALT or AST result, taken before it (a different specimen
+time) and at most the confirmation window earlier (exactly 7 days counts), was also ≥3× ULN with
+no ALT or AST result below 3× ULN strictly between them
+Then it is a confirmed elevation (policy 3).
+
+When no current result is ≥3× ULN but an ALT or AST ≥3× ULN was taken within the resolved-elevation
+lookback before T
+Then the transaminases have resolved after an elevation (PI §2.3, policy 8).
+
+Safer readings where the brief was silent: every current result is checked for confirmation, not
+only D (a confirmed AST elevation still counts when a newer, higher ALT is not yet confirmed), so a
+higher value never gives a milder decision. The resolution lookback is measured from T, not from
+D: an elevation of one analyte between D and T counts, because it was necessarily followed by a
+lower result of the same analyte. Two results of one analyte at the same instant: the higher one
+is its latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from fhir_mappings.values import TRANSAMINASES, Analyte
+
+from .config import RuleConfig
+from .decision import AssessedResult
+from .uln import exact_multiple, reaches_multiple
+
+_TRANSAMINASE_ORDER: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentTransaminases:
+    """The latest ALT/AST instant T and the results that describe the current level."""
+
+    latest_time: datetime
+    current: tuple[AssessedResult, ...]  # latest ALT, then latest AST: recent or elevated
+
+    @property
+    def deciding(self) -> AssessedResult:
+        """Return D, the current result with the highest multiple of ULN (ALT first on a tie)."""
+        return highest(self.current)
+
+
+def multiple_rank(assessed: AssessedResult) -> Fraction:
+    """Return the exact multiple of ULN to rank results by (-1 without a ULN)."""
+    multiple = exact_multiple(assessed)
+    return multiple if multiple is not None else Fraction(-1)
+
+
+def highest(results: Iterable[AssessedResult]) -> AssessedResult:
+    """Return the result with the highest multiple of ULN, the first one on a tie."""
+    return max(results, key=multiple_rank)
+
+
+def by_multiple_descending(results: Iterable[AssessedResult]) -> tuple[AssessedResult, ...]:
+    """Return the results highest multiple first, keeping their order on a tie."""
+    return tuple(sorted(results, key=multiple_rank, reverse=True))
+
+
+def is_transaminase(assessed: AssessedResult) -> bool:
+    """Return True for an ALT or AST result."""
+    return assessed.result.analyte in TRANSAMINASES
+
+
+def is_elevation(assessed: AssessedResult, config: RuleConfig) -> bool:
+    """Return True for a value ≥3× ULN (policy 2)."""
+    return reaches_multiple(assessed, config.elevation_multiple)
+
+
+def is_severe_elevation(assessed: AssessedResult, config: RuleConfig) -> bool:
+    """Return True for a value ≥5× ULN (policy 2)."""
+    return reaches_multiple(assessed, config.severe_elevation_multiple)
+
+
+def is_within(first: datetime, second: datetime, window: timedelta) -> bool:
+    """Return True when the two instants are at most `window` apart, either way round."""
+    return abs(first - second) <= window
+
+
+def latest_result(results: Sequence[AssessedResult], analyte: Analyte) -> AssessedResult | None:
+    """Return the analyte's latest result; on a tie in time, the highest one."""
+    of_analyte = [assessed for assessed in results if assessed.result.analyte is analyte]
+    if not of_analyte:
+        return None
+    latest_time = max(assessed.result.effective for assessed in of_analyte)
+    return highest(a for a in of_analyte if a.result.effective == latest_time)
+
+
+def current_transaminases(
+    results: Sequence[AssessedResult], config: RuleConfig
+) -> CurrentTransaminases | None:
+    """Return the current ALT/AST level, or None when there is no usable ALT or AST."""
+    transaminases = [assessed for assessed in results if is_transaminase(assessed)]
+    if not transaminases:
+        return None
+    latest_time = max(assessed.result.effective for assessed in transaminases)
+    current: list[AssessedResult] = []
+    for analyte in _TRANSAMINASE_ORDER:
+        latest = latest_result(transaminases, analyte)
+        if latest is None:
+            continue
+        recent = latest_time - latest.result.effective <= config.confirmation_window
+        if recent or is_elevation(latest, config):
+            current.append(latest)
+    return CurrentTransaminases(latest_time=latest_time, current=tuple(current))
+
+
+def elevations(current: CurrentTransaminases, config: RuleConfig) -> tuple[AssessedResult, ...]:
+    """Return the current results ≥3× ULN, highest first."""
+    return by_multiple_descending(a for a in current.current if is_elevation(a, config))
+
+
+def confirming_result(
+    candidate: AssessedResult, results: Sequence[AssessedResult], config: RuleConfig
+) -> AssessedResult | None:
+    """Return the earlier ALT/AST result that confirms `candidate` as ≥3× ULN, if any (policy 3).
+
+    Only the newest earlier instant within the window can confirm: if every result taken then is
+    below 3× ULN, it lies strictly between the candidate and any older one.
+    """
+    if not is_elevation(candidate, config):
+        return None
+    taken = candidate.result.effective
+    earlier = [
+        assessed
+        for assessed in results
+        if is_transaminase(assessed)
+        and assessed.result.effective < taken
+        and taken - assessed.result.effective <= config.confirmation_window
+    ]
+    if not earlier:
+        return None
+    newest = max(assessed.result.effective for assessed in earlier)
+    confirming = [
+        assessed
+        for assessed in earlier
+        if assessed.result.effective == newest and is_elevation(assessed, config)
+    ]
+    return highest(confirming) if confirming else None
+
+
+def is_confirmed_elevation(
+    candidate: AssessedResult, results: Sequence[AssessedResult], config: RuleConfig
+) -> bool:
+    """Return True when `candidate` is ≥3× ULN and confirmed by an earlier result (policy 3)."""
+    return confirming_result(candidate, results, config) is not None
+
+
+def confirmed_elevation(
+    current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
+) -> tuple[AssessedResult, AssessedResult] | None:
+    """Return the highest current confirmed elevation and the result confirming it, if any."""
+    for candidate in elevations(current, config):
+        confirming = confirming_result(candidate, results, config)
+        if confirming is not None:
+            return candidate, confirming
+    return None
+
+
+def earlier_elevation(
+    current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
+) -> AssessedResult | None:
+    """Return the latest ALT/AST ≥3× ULN the current level has resolved from, if any."""
+    if elevations(current, config):
+        return None
+    previous = [
+        assessed
+        for assessed in results
+        if is_transaminase(assessed)
+        and is_elevation(assessed, config)
+        and current.latest_time - assessed.result.effective <= config.resolved_elevation_lookback
+    ]
+    if not previous:
+        return None
+    newest = max(assessed.result.effective for assessed in previous)
+    return highest(a for a in previous if a.result.effective == newest)
+
+
+def has_resolved_after_elevation(
+    current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
+) -> bool:
+    """Return True when ALT/AST are below 3× ULN after a recent ≥3× ULN result (PI §2.3)."""
+    return earlier_elevation(current, results, config) is not None

@@ -1,0 +1,131 @@
+"""Withhold mipomersen for a transaminase elevation, or confirm the elevation first.
+
+Implements the first two rows of the Kynamro PI §2.3 dose modification table and the boxed
+warning ("withhold the dose if the ALT or AST is ≥3 times the ULN"), with project policies 1
+(profiles), 2 (≥ thresholds) and 3 (confirmation).
+
+When a current ALT or AST is ≥5× ULN
+Then withhold, no confirmation step (both profiles).
+
+When a current ALT or AST is ≥3× ULN and confirmed by an earlier ALT or AST ≥3× ULN at most
+7 days before it, nothing below 3× ULN in between
+Then withhold (both profiles); the confirming result is the supporting evidence.
+
+When the elevation is ≥3× and <5× ULN and not confirmed
+Then, under the label profile, repeat the test within one week of it (due now if that week has
+passed); under the conservative profile, withhold now pending that repeat (seed guide 003).
+
+A withhold also asks for the liver tests "not already done (e.g. total bilirubin, alkaline
+phosphatase, INR)": the hepatic function panel when total bilirubin or ALP has no usable result
+taken at most one week before the elevation (or after it), INR when INR has none in that span
+(the brief left INR's span open; a years-old INR is not "already done" for this episode), due
+one week from now. The conservative pending withhold always asks for the panel, which carries the
+repeat ALT/AST, and is due when the repeat is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fhir_mappings.values import Analyte
+
+from . import catalogue
+from .chart import Chart
+from .decision import AssessedResult, DecisionKind, Finding, FollowUpTest, Reason
+from .transaminases import confirmed_elevation, elevations, is_severe_elevation
+
+_PANEL_ANALYTES: tuple[Analyte, ...] = (Analyte.TOTAL_BILIRUBIN, Analyte.ALP)
+
+
+def has_result_since(chart: Chart, analyte: Analyte, since: datetime) -> bool:
+    """Return True when the analyte has a usable result taken at or after `since`."""
+    return any(a.result.effective >= since for a in chart.results_of(analyte))
+
+
+def additional_tests(chart: Chart, elevation: AssessedResult) -> tuple[FollowUpTest, ...]:
+    """Return the §2.3 follow-up tests not already done around the elevation."""
+    since = elevation.result.effective - chart.config.repeat_within
+    tests: list[FollowUpTest] = []
+    if not all(has_result_since(chart, analyte, since) for analyte in _PANEL_ANALYTES):
+        tests.append(FollowUpTest.HEPATIC_FUNCTION_PANEL)
+    if not has_result_since(chart, Analyte.INR, since):
+        tests.append(FollowUpTest.INR)
+    return tuple(tests)
+
+
+def repeat_due(chart: Chart, elevation: AssessedResult) -> datetime:
+    """Return when the confirming repeat is due: a week after the elevation, or now if passed."""
+    return max(elevation.result.effective + chart.config.repeat_within, chart.now)
+
+
+def findings(chart: Chart) -> list[Finding]:
+    """Return the withhold or confirm-first finding for the current transaminase level."""
+    if chart.transaminases is None:
+        return []
+    config = chart.config
+    elevated = elevations(chart.transaminases, config)
+    if not elevated:
+        return []
+    deciding = elevated[0]
+    if is_severe_elevation(deciding, config):
+        return [_withhold(chart, Reason.SEVERE_ELEVATION, catalogue.WITHHOLD_SEVERE, deciding)]
+    confirmed = confirmed_elevation(chart.transaminases, chart.results, config)
+    if confirmed is not None:
+        elevation, confirming = confirmed
+        return [
+            _withhold(
+                chart,
+                Reason.CONFIRMED_ELEVATION,
+                catalogue.WITHHOLD_CONFIRMED,
+                elevation,
+                supporting=(confirming,),
+            )
+        ]
+    if chart.is_conservative:
+        tests = additional_tests(chart, deciding)
+        if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:
+            tests = (FollowUpTest.HEPATIC_FUNCTION_PANEL, *tests)
+        rule = catalogue.WITHHOLD_PENDING_REPEAT
+        return [
+            Finding(
+                kind=DecisionKind.WITHHOLD,
+                reason=Reason.ELEVATION_PENDING_REPEAT,
+                rule=rule.id,
+                source=rule.source,
+                deciding=deciding,
+                follow_up=tests,
+                due=repeat_due(chart, deciding),
+            )
+        ]
+    rule = catalogue.CONFIRM_ELEVATION
+    return [
+        Finding(
+            kind=DecisionKind.REPEAT_TEST,
+            reason=Reason.CONFIRM_ELEVATION,
+            rule=rule.id,
+            source=rule.source,
+            deciding=deciding,
+            follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
+            due=repeat_due(chart, deciding),
+        )
+    ]
+
+
+def _withhold(
+    chart: Chart,
+    reason: Reason,
+    rule: catalogue.Rule,
+    deciding: AssessedResult,
+    *,
+    supporting: tuple[AssessedResult, ...] = (),
+) -> Finding:
+    return Finding(
+        kind=DecisionKind.WITHHOLD,
+        reason=reason,
+        rule=rule.id,
+        source=rule.source,
+        deciding=deciding,
+        supporting=supporting,
+        follow_up=additional_tests(chart, deciding),
+        due=chart.now + chart.config.repeat_within,
+    )

@@ -1,0 +1,126 @@
+"""The entry point: ordering of findings, the evaluation it returns, and the pure-domain promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+
+import pytest
+
+import cds_service.rules as rules
+from cds_service.rules import DecisionKind, Occasion, Reason, evaluate
+from cds_service.rules.catalogue import ALL_RULES
+from cds_service.rules.engine import REASON_PRIORITY
+from fhir_mappings.values import Analyte, PatientRecord
+
+from .builders import (
+    LABEL,
+    NOW,
+    ORDERING,
+    alt,
+    ast,
+    draft,
+    liver_disease,
+    normal_panel,
+    order,
+    reasons,
+    run,
+    skipped,
+    symptom,
+    tbili,
+    unusable,
+)
+
+
+def test_all_current_and_normal_gives_no_finding() -> None:
+    evaluation = run(order(200), *normal_panel(3))
+    assert evaluation.findings == ()
+    assert evaluation.kind is DecisionKind.NONE
+    assert evaluation.decision is None
+
+
+def test_findings_most_severe_first() -> None:
+    evaluation = run(
+        *normal_panel(),
+        alt(250),
+        tbili(2.4),
+        symptom(1),
+        liver_disease(),
+        unusable(Analyte.AST, 0),
+        skipped("Condition"),
+        occasion=ORDERING,
+    )
+    assert reasons(evaluation) == [
+        "contraindicated/active-liver-disease",
+        "discontinue/transaminase-with-bilirubin",
+        "discontinue/transaminase-with-symptoms",
+        "discontinue/transaminase-with-liver-disease",
+        "withhold/transaminase-5x-uln",
+        "repeat-test/latest-result-unusable",
+        "monitor-closely/baseline-abnormal",
+        "monitor-closely/record-unreadable",
+    ]
+    assert evaluation.kind is DecisionKind.CONTRAINDICATED
+    severities = [f.kind.severity for f in evaluation.findings]
+    assert severities == sorted(severities, reverse=True)
+
+
+def test_evaluation_carries_its_inputs_and_results_newest_first() -> None:
+    orders = (draft(),)
+    old, new, bad = alt(25, 10), ast(22, 1), unusable(Analyte.ALT, 2)
+    patient_skip = skipped("Observation")
+    evaluation = run(old, new, bad, patient_skip, occasion=ORDERING, orders=orders)
+    assert evaluation.profile is LABEL.profile
+    assert evaluation.occasion is Occasion.ORDERING
+    assert evaluation.now == NOW
+    assert [a.result for a in evaluation.results] == [new, old]
+    assert all(a.uln_is_default for a in evaluation.results)
+    assert evaluation.unusable == (bad,)
+    assert evaluation.skipped == (patient_skip,)
+    assert evaluation.orders == orders
+    assert evaluation.therapy_start == NOW
+
+
+def test_every_reason_has_a_priority_and_every_rule_a_unique_id() -> None:
+    assert sorted(REASON_PRIORITY) == sorted(Reason)
+    ids = [rule.id for rule in ALL_RULES]
+    assert len(ids) == len(set(ids))
+    assert all(rule.source for rule in ALL_RULES)
+
+
+def test_now_must_be_timezone_aware() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        evaluate(
+            PatientRecord(),
+            orders=(),
+            occasion=Occasion.CHART_REVIEW,
+            config=LABEL,
+            now=datetime(2026, 1, 1),  # naive on purpose
+        )
+
+
+def test_public_surface_is_sorted() -> None:
+    assert rules.__all__ == sorted(rules.__all__)
+    assert "evaluate" in rules.__all__
+
+
+def test_rules_import_no_web_framework_or_service_module() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import cds_service.rules
+        assert "flask" not in sys.modules, "flask imported"
+        assert "requests" not in sys.modules, "requests imported"
+        outside = sorted(
+            name for name in sys.modules
+            if name.startswith("cds_service.") and not name.startswith("cds_service.rules")
+        )
+        assert not outside, outside
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
