@@ -1,0 +1,120 @@
+"""The Flask application factory (no module-level app, settings or sessions)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, current_app
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings, load_settings
+from .errors import HttpError
+from .responses import json_response
+
+EXTENSION_NAME = "mipomersen_cds"
+_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """What the views need per app: settings, the clock and the UUID factory."""
+
+    settings: Settings
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+
+
+def create_app(
+    overrides: Mapping[str, str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    new_id: Callable[[], str] | None = None,
+) -> Flask:
+    """Build the app: defaults, then `MIPOMERSEN_CDS_*` from `environ`, then `overrides`.
+
+    `overrides` use unprefixed names (`{"PROFILE": "conservative"}`). A bad value raises
+    `ConfigurationError` naming the variable. `clock` and `new_id` are the seams that make
+    responses reproducible in tests.
+    """
+    settings = load_settings(os.environ if environ is None else environ, overrides)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_NAME] = ServiceState(
+        settings=settings,
+        clock=clock or _utc_now,
+        new_id=new_id or _random_uuid,
+    )
+    from .views import bp
+
+    app.register_blueprint(bp)
+    app.register_error_handler(HttpError, _render_http_error)
+    app.register_error_handler(HTTPException, _render_werkzeug_error)
+    app.register_error_handler(Exception, _render_unexpected_error)
+    return app
+
+
+def service_state() -> ServiceState:
+    """Return the state of the app handling the current request."""
+    state: ServiceState = current_app.extensions[EXTENSION_NAME]
+    return state
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _random_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _render_http_error(error: HttpError) -> Response:
+    return json_response(error.to_operation_outcome(), status=error.status, headers=error.headers())
+
+
+def _render_werkzeug_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers: dict[str, Any] = {}
+    if status == 405:
+        headers["Allow"] = ", ".join(sorted(getattr(error, "valid_methods", None) or ()))
+    message = {
+        404: "no such CDS Service or endpoint",
+        405: "method not allowed on this endpoint",
+        413: "request body is larger than this service accepts",
+    }.get(status, error.name)
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": _HTTP_ISSUE_CODES.get(status, "processing"),
+                "diagnostics": message,
+            }
+        ],
+    }
+    return json_response(outcome, status=status, headers=headers)
+
+
+def _render_unexpected_error(error: Exception) -> Response:
+    # The stack trace goes to the log only; the client learns nothing about internals.
+    logger.exception("unexpected error while handling a request")
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "exception",
+                "diagnostics": "internal error; the service has logged it",
+            }
+        ],
+    }
+    return json_response(outcome, status=500)

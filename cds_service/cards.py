@@ -1,0 +1,584 @@
+"""Turn an `Evaluation` into CDS Hooks 2.0.1 cards; the only module that words anything.
+
+One decision card at most (the most severe finding), with the deciding number in the summary,
+a Markdown table of the results used and of unusable ones, the rule's source, suggestions the
+EHR can apply with one click, override reasons, and the namespaced extension documented in
+openapi.yaml. Empty or null fields are never emitted. The clock and the UUID factory come from
+the caller, so golden responses compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir_mappings.values import (
+    Analyte,
+    Bound,
+    LiverCondition,
+    MedicationOrder,
+    UnusableResult,
+)
+
+from .rules import (
+    AssessedResult,
+    DecisionKind,
+    Evaluation,
+    Finding,
+    FollowUpTest,
+    Reason,
+)
+
+EXTENSION_KEY = "io.github.mipomersen-cds"
+OVERRIDE_REASON_SYSTEM = "https://mipomersen-cds.github.io/fhir/CodeSystem/override-reason"
+SOURCE_PREFIX = "mipomersen-cds"
+SUMMARY_LIMIT = 139  # CDS Hooks: "<140-character summary"
+MAX_TABLE_ROWS = 12
+
+_INDICATORS: dict[DecisionKind, str] = {
+    DecisionKind.CONTRAINDICATED: "critical",
+    DecisionKind.DISCONTINUE: "critical",
+    DecisionKind.WITHHOLD: "critical",
+    DecisionKind.REPEAT_TEST: "warning",
+    DecisionKind.MONITOR_CLOSELY: "info",
+}
+
+_FOLLOW_UP_NAMES: dict[FollowUpTest, str] = {
+    FollowUpTest.HEPATIC_FUNCTION_PANEL: "Hepatic function 2000 panel - Serum or Plasma",
+    FollowUpTest.INR: "INR in Platelet poor plasma by Coagulation assay",
+}
+_FOLLOW_UP_SHORT: dict[FollowUpTest, str] = {
+    FollowUpTest.HEPATIC_FUNCTION_PANEL: "hepatic function panel",
+    FollowUpTest.INR: "INR",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CardContext:
+    """What the cards need to know about the call besides the evaluation."""
+
+    is_order_hook: bool
+    patient_reference: str
+    user_reference: str | None
+    new_id: Callable[[], str]
+
+
+def render_cards(evaluation: Evaluation | None, context: CardContext) -> list[dict[str, Any]]:
+    """Return the cards for an evaluation: none, or one decision card."""
+    if evaluation is None or evaluation.decision is None:
+        return []
+    return [_decision_card(evaluation, evaluation.decision, context)]
+
+
+def _decision_card(
+    evaluation: Evaluation, finding: Finding, context: CardContext
+) -> dict[str, Any]:
+    suggestions = _suggestions(evaluation, finding, context)
+    card: dict[str, Any] = {
+        "uuid": context.new_id(),
+        "summary": summary(finding),
+        "detail": detail(evaluation, finding),
+        "indicator": _INDICATORS[finding.kind],
+        "source": {"label": f"{SOURCE_PREFIX}: {finding.source}"},
+    }
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "any"
+    card["overrideReasons"] = [
+        {"system": OVERRIDE_REASON_SYSTEM, "code": code, "display": display}
+        for code, display in _override_reasons(finding.kind)
+    ]
+    card["extension"] = {
+        EXTENSION_KEY: {
+            "decision": finding.kind.value,
+            "reason": finding.reason.value,
+            "rule": finding.rule,
+            "profile": evaluation.profile.value,
+        }
+    }
+    return card
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+def summary(finding: Finding) -> str:
+    """Return the card summary: the action and the deciding number, under 140 characters."""
+    return _shorten(_summary_text(finding), SUMMARY_LIMIT)
+
+
+def _summary_text(finding: Finding) -> str:
+    deciding = _quote(finding.deciding) if finding.deciding else "liver tests"
+    reason = finding.reason
+    if reason is Reason.ACTIVE_LIVER_DISEASE:
+        return f"Mipomersen is contraindicated: {_condition_name(finding.condition)}"
+    if reason is Reason.ELEVATION_WITH_BILIRUBIN:
+        bilirubin = _first_of(finding.supporting, Analyte.TOTAL_BILIRUBIN)
+        extra = f", total bilirubin {_multiple(bilirubin)} ULN" if bilirubin else ""
+        return f"Discontinue mipomersen: {deciding}{extra}"
+    if reason is Reason.ELEVATION_WITH_SYMPTOMS:
+        return f"Discontinue mipomersen: {deciding} with {_condition_name(finding.condition)}"
+    if reason is Reason.ELEVATION_WITH_LIVER_DISEASE:
+        return f"Discontinue mipomersen: {deciding} with {_condition_name(finding.condition)}"
+    if reason is Reason.SEVERE_ELEVATION:
+        return f"Withhold mipomersen: {deciding}"
+    if reason is Reason.CONFIRMED_ELEVATION:
+        return f"Withhold mipomersen: {deciding}, confirmed"
+    if reason is Reason.ELEVATION_PENDING_REPEAT:
+        return f"Withhold mipomersen until a repeat test: {deciding}"
+    if reason is Reason.CONFIRM_ELEVATION:
+        return f"Repeat ALT/AST by {_date(finding.due)} to confirm {deciding}"
+    if reason is Reason.BASELINE_MISSING:
+        return f"Get baseline liver tests before mipomersen: no recent {_names(finding.missing)}"
+    if reason is Reason.MONITORING_OVERDUE:
+        last = f"last on {_date(finding.last_tested)}" if finding.last_tested else "none on file"
+        return f"Liver tests overdue on mipomersen: {_names(finding.missing)} {last}"
+    if reason is Reason.RESULT_UNUSABLE:
+        return f"Repeat liver tests: latest {_unusable_name(finding.unusable)} is unusable"
+    if reason is Reason.ABOVE_ULN:
+        return f"Monitor liver tests closely on mipomersen: {deciding}"
+    if reason is Reason.RESOLVED_AFTER_ELEVATION:
+        return f"Monitor liver tests more often after an elevation: {deciding}"
+    if reason is Reason.BASELINE_ABNORMAL:
+        return f"Work up an abnormal baseline before mipomersen: {deciding}"
+    return "Mipomersen liver safety could not be fully assessed: a record could not be read"
+
+
+# --- detail -------------------------------------------------------------------------------
+
+
+def detail(evaluation: Evaluation, finding: Finding) -> str:
+    """Return the card detail in GitHub-flavoured Markdown."""
+    parts = [_advice(finding)]
+    if evaluation.orders:
+        parts.append(f"Order: {_md(', '.join(_order_name(o) for o in evaluation.orders))}.")
+    table = _results_table(evaluation, finding)
+    if table:
+        parts.append(table)
+    defaults = sorted(
+        {row.result.analyte for row in _table_rows(evaluation, finding) if row.uln_is_default},
+        key=list(Analyte).index,
+    )
+    if defaults:
+        parts.append(
+            f"No reference range was sent for {_names(defaults)}: the default ULN was used "
+            "(project policy 4)."
+        )
+    unusable = _unusable_table(evaluation.unusable)
+    if unusable:
+        parts.append(unusable)
+    if evaluation.skipped:
+        lines = [
+            f"- {_md(skipped.resource_type)} at `{_code(skipped.path)}`: {_md(skipped.message)}"
+            for skipped in evaluation.skipped
+        ]
+        parts.append("**Records skipped because they are not valid FHIR:**\n\n" + "\n".join(lines))
+    others = [other for other in evaluation.findings if not _same_event(other, finding)]
+    if others:
+        lines = [f"- {_md(_shorten(_summary_text(other), 200))}" for other in others]
+        parts.append("**Also:**\n\n" + "\n".join(lines))
+    parts.append(
+        f"Rule `{finding.rule}` ({_md(finding.source)}), profile `{evaluation.profile.value}`, "
+        f"evaluated {_date(evaluation.now)}."
+    )
+    return "\n\n".join(parts)
+
+
+def _same_event(other: Finding, finding: Finding) -> bool:
+    """Return True when `other` is `finding`, or a milder reading of the same deciding result."""
+    if other is finding:
+        return True
+    return (
+        other.deciding is not None
+        and finding.deciding is not None
+        and other.deciding.result == finding.deciding.result
+    )
+
+
+def _advice(finding: Finding) -> str:
+    """Return the opening sentence: what to do and why, in the label's terms."""
+    reason = finding.reason
+    follow_up = _follow_up_phrase(finding)
+    if reason is Reason.ACTIVE_LIVER_DISEASE:
+        return (
+            "**Do not start mipomersen.** The patient has an active liver condition recorded ("
+            f"{_md(_condition_name(finding.condition))}); active liver disease and moderate or "
+            "severe hepatic impairment are contraindications."
+        )
+    if reason in (
+        Reason.ELEVATION_WITH_BILIRUBIN,
+        Reason.ELEVATION_WITH_SYMPTOMS,
+        Reason.ELEVATION_WITH_LIVER_DISEASE,
+    ):
+        cause = {
+            Reason.ELEVATION_WITH_BILIRUBIN: "with total bilirubin at least 2× ULN",
+            Reason.ELEVATION_WITH_SYMPTOMS: "with a clinical symptom of liver injury ("
+            + _md(_condition_name(finding.condition))
+            + ")",
+            Reason.ELEVATION_WITH_LIVER_DISEASE: "in a patient with active liver disease ("
+            + _md(_condition_name(finding.condition))
+            + ")",
+        }[reason]
+        return (
+            "**Discontinue mipomersen** and investigate the probable cause: ALT or AST is at "
+            f"least 3× ULN {cause}."
+        )
+    if reason is Reason.SEVERE_ELEVATION:
+        return (
+            "**Withhold mipomersen.** ALT or AST is at least 5× ULN: withhold dosing without "
+            f"waiting for a repeat test, investigate the probable cause{follow_up}. If dosing "
+            "resumes after the values fall below 3× ULN, monitor liver tests more often."
+        )
+    if reason is Reason.CONFIRMED_ELEVATION:
+        return (
+            "**Withhold mipomersen.** An ALT or AST of at least 3× ULN was confirmed by a second "
+            f"result within a week: withhold dosing, investigate the probable cause{follow_up}."
+        )
+    if reason is Reason.ELEVATION_PENDING_REPEAT:
+        return (
+            "**Withhold mipomersen until a repeat test.** ALT or AST is at least 3× ULN; under "
+            "the conservative profile dosing stops at once and the result is confirmed by a "
+            f"repeat test within a week{_due_phrase(finding)}{follow_up}."
+        )
+    if reason is Reason.CONFIRM_ELEVATION:
+        return (
+            "**Repeat ALT and AST within one week** to confirm an elevation of at least 3× ULN"
+            f"{_due_phrase(finding)}. If it is confirmed, withhold mipomersen."
+        )
+    if reason is Reason.BASELINE_MISSING:
+        return (
+            "**Obtain baseline liver tests before the first dose.** The label asks for ALT, AST, "
+            "alkaline phosphatase and total bilirubin before starting; no usable result from the "
+            f"last 30 days was found for {_names(finding.missing)}."
+        )
+    if reason is Reason.MONITORING_OVERDUE:
+        return (
+            f"**Liver tests are overdue.** No usable {_names(finding.missing)} result within the "
+            "monitoring interval for this stage of mipomersen therapy (monthly in the first "
+            "year, at least every 3 months after it)."
+        )
+    if reason is Reason.RESULT_UNUSABLE:
+        unusable = finding.unusable
+        why = f": {_md(unusable.detail)}" if unusable else ""
+        return (
+            f"**Repeat the liver tests.** The most recent {_unusable_name(unusable)} result "
+            f"cannot be used{why}. It was not assumed to be normal."
+        )
+    if reason is Reason.ABOVE_ULN:
+        return (
+            "**Continue mipomersen and monitor closely.** ALT or AST is above the ULN but below "
+            "3× ULN; consider weekly ALT and AST until it settles."
+        )
+    if reason is Reason.RESOLVED_AFTER_ELEVATION:
+        return (
+            "**Monitor liver tests more often.** ALT and AST are below 3× ULN after a recent "
+            "elevation of at least 3× ULN; mipomersen may be resumed with closer monitoring."
+        )
+    if reason is Reason.BASELINE_ABNORMAL:
+        return (
+            "**Work up the abnormal baseline before starting mipomersen.** The label asks that "
+            "abnormal baseline liver tests be investigated and explained or resolved first."
+        )
+    return (
+        "**Check the chart.** A record the liver-safety rules would use is not valid FHIR and was "
+        "skipped, so this assessment may be incomplete."
+    )
+
+
+def _follow_up_phrase(finding: Finding) -> str:
+    if not finding.follow_up:
+        return ""
+    tests = " and ".join(_FOLLOW_UP_SHORT[test] for test in finding.follow_up)
+    return f", and obtain the tests not already done ({tests})"
+
+
+def _due_phrase(finding: Finding) -> str:
+    return f" (by {_date(finding.due)})" if finding.due else ""
+
+
+def _table_rows(evaluation: Evaluation, finding: Finding) -> list[AssessedResult]:
+    """Return the results a clinician needs: the deciding ones, then each test's latest."""
+    rows: list[AssessedResult] = []
+    seen: set[int] = set()
+
+    def add(row: AssessedResult) -> None:
+        if id(row) not in seen and len(rows) < MAX_TABLE_ROWS:
+            seen.add(id(row))
+            rows.append(row)
+
+    if finding.deciding:
+        add(finding.deciding)
+    for row in finding.supporting:
+        add(row)
+    latest: dict[Analyte, AssessedResult] = {}
+    for row in evaluation.results:
+        latest.setdefault(row.result.analyte, row)
+    for analyte in Analyte:
+        if analyte in latest:
+            add(latest[analyte])
+    return rows
+
+
+def _results_table(evaluation: Evaluation, finding: Finding) -> str:
+    rows = _table_rows(evaluation, finding)
+    if not rows:
+        return ""
+    lines = [
+        "| Test | Result | × ULN | ULN | Date | ULN source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        result = row.result
+        value = f"{_bound(result.bound)}{_number(result.value)}{_unit(result.unit)}"
+        sent = _as_sent(result.reported, result.unit)
+        if sent:
+            value += f" (sent as {sent})"
+        if result.preliminary:
+            value += " (preliminary)"
+        uln = f"{_number(row.uln)}{_unit(result.unit)}" if row.uln is not None else "n/a"
+        source = "n/a" if row.uln is None else "default" if row.uln_is_default else "lab range"
+        lines.append(
+            f"| {_md(result.analyte.value)} | {_md(value)} | {_multiple(row)} | {_md(uln)} "
+            f"| {_date(result.effective)} | {source} |"
+        )
+    return "**Results used:**\n\n" + "\n".join(lines)
+
+
+def _unusable_table(unusable: Iterable[UnusableResult]) -> str:
+    rows = list(unusable)[:MAX_TABLE_ROWS]
+    if not rows:
+        return ""
+    lines = ["| Test | Date | Why it was not used |", "|---|---|---|"]
+    for item in rows:
+        when = _date(item.effective) if item.effective else "no date"
+        lines.append(f"| {_md(item.analyte.value)} | {when} | {_md(item.detail)} |")
+    return "**Results not used:**\n\n" + "\n".join(lines)
+
+
+# --- suggestions and override reasons ------------------------------------------------------
+
+
+def _suggestions(
+    evaluation: Evaluation, finding: Finding, context: CardContext
+) -> list[dict[str, Any]]:
+    suggestions: list[dict[str, Any]] = []
+    stops = finding.kind in (
+        DecisionKind.CONTRAINDICATED,
+        DecisionKind.DISCONTINUE,
+        DecisionKind.WITHHOLD,
+    )
+    if stops and context.is_order_hook:
+        deletions = [
+            {
+                "type": "delete",
+                "description": f"Remove the draft order for {_order_name(order)}",
+                "resourceId": order.source.reference,
+            }
+            for order in evaluation.orders
+            if order.is_draft_order and order.source.reference
+        ]
+        if deletions:
+            suggestions.append(
+                {
+                    "label": "Remove the mipomersen order",
+                    "uuid": context.new_id(),
+                    "isRecommended": True,
+                    "actions": deletions,
+                }
+            )
+    orders_tests = finding.kind in (DecisionKind.WITHHOLD, DecisionKind.REPEAT_TEST)
+    if orders_tests and finding.follow_up:
+        due = finding.due or evaluation.now
+        names = " and ".join(_FOLLOW_UP_SHORT[test] for test in finding.follow_up)
+        suggestions.append(
+            {
+                "label": f"Order {names} by {_date(due)}",
+                "uuid": context.new_id(),
+                "isRecommended": not suggestions,
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": f"Order {_FOLLOW_UP_SHORT[test]} by {_date(due)}",
+                        "resource": _service_request(test, evaluation.now, due, finding, context),
+                    }
+                    for test in finding.follow_up
+                ],
+            }
+        )
+    return suggestions
+
+
+def _service_request(
+    test: FollowUpTest, now: datetime, due: datetime, finding: Finding, context: CardContext
+) -> dict[str, Any]:
+    start = min(now, due)
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": test.value,
+                    "display": _FOLLOW_UP_NAMES[test],
+                }
+            ],
+            "text": _FOLLOW_UP_SHORT[test].capitalize()
+            if test is FollowUpTest.HEPATIC_FUNCTION_PANEL
+            else "INR",
+        },
+        "subject": {"reference": context.patient_reference},
+        "occurrencePeriod": {"start": _instant(start), "end": _instant(due)},
+        "reasonCode": [{"text": f"Mipomersen liver safety: {_summary_text(finding)}"}],
+    }
+    if context.user_reference and context.user_reference.startswith(
+        ("Practitioner/", "PractitionerRole/")
+    ):
+        resource["requester"] = {"reference": context.user_reference}
+    return resource
+
+
+_OVERRIDES_STOP = (
+    ("other-cause-explained", "Elevation explained by another cause"),
+    ("specialist-advised", "Hepatologist or specialist advised continuing"),
+    ("newer-results-elsewhere", "Newer results available outside this record"),
+    ("already-addressed", "Already addressed (dose withheld or order changed)"),
+)
+_OVERRIDE_REASONS: dict[DecisionKind, tuple[tuple[str, str], ...]] = {
+    DecisionKind.CONTRAINDICATED: (
+        ("condition-resolved", "Liver condition resolved or recorded in error"),
+        ("specialist-advised", "Hepatologist or specialist advised continuing"),
+        ("benefit-outweighs-risk", "Benefit judged to outweigh the risk"),
+    ),
+    DecisionKind.DISCONTINUE: _OVERRIDES_STOP,
+    DecisionKind.WITHHOLD: _OVERRIDES_STOP,
+    DecisionKind.REPEAT_TEST: (
+        ("test-already-ordered", "Liver tests already ordered"),
+        ("newer-results-elsewhere", "Newer results available outside this record"),
+        ("patient-declined", "Patient declined the test"),
+    ),
+    DecisionKind.MONITOR_CLOSELY: (
+        ("test-already-ordered", "Liver tests already ordered"),
+        ("specialist-advised", "Hepatologist or specialist advised the monitoring plan"),
+    ),
+}
+
+
+def _override_reasons(kind: DecisionKind) -> tuple[tuple[str, str], ...]:
+    return _OVERRIDE_REASONS[kind]
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def _quote(row: AssessedResult) -> str:
+    """Return e.g. "ALT 236 U/L = 5.9× ULN on 2026-11-20"."""
+    result = row.result
+    value = (
+        f"{result.analyte.value} {_bound(result.bound)}{_number(result.value)}{_unit(result.unit)}"
+    )
+    if row.uln is not None:
+        value += f" = {_multiple(row)} ULN"
+    return f"{value} on {_date(result.effective)}"
+
+
+def _multiple(row: AssessedResult | None) -> str:
+    """Return the ULN multiple rounded down to one decimal, so 2.96 never reads as 3.0."""
+    if row is None or row.multiple is None:
+        return "n/a"
+    floored = math.floor(row.multiple * 10 + 1e-9) / 10
+    prefix = "≥" if row.result.bound is Bound.AT_LEAST else ""
+    return f"{prefix}{floored:.1f}×"
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        text = f"{value:.0f}"
+    elif value >= 1:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+_REPORTED = re.compile(
+    r"^(?P<comparator>[<>]=?)?(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?P<unit>.*)$"
+)
+
+
+def _as_sent(reported: str, canonical_unit: str) -> str:
+    """Return the value as the lab sent it, rounded, when its unit was not the canonical one."""
+    match = _REPORTED.match(reported.strip())
+    if match is None or match["unit"] in ("", canonical_unit):
+        return ""
+    number = float(match["number"])
+    return f"{match['comparator'] or ''}{float(f'{number:.4g}'):g} {match['unit']}"
+
+
+def _unit(unit: str) -> str:
+    """Return " U/L" for a unit, nothing for a UCUM annotation such as {INR} (unitless)."""
+    return "" if unit.startswith("{") else f" {unit}"
+
+
+def _bound(bound: Bound) -> str:
+    return {Bound.EXACT: "", Bound.AT_LEAST: "≥", Bound.AT_MOST: "≤"}[bound]
+
+
+def _date(moment: datetime | None) -> str:
+    return moment.date().isoformat() if moment else "unknown date"
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _names(analytes: Iterable[Analyte]) -> str:
+    names = [analyte.value for analyte in analytes]
+    if len(names) <= 1:
+        return "".join(names) or "liver tests"
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _first_of(rows: Iterable[AssessedResult], analyte: Analyte) -> AssessedResult | None:
+    return next((row for row in rows if row.result.analyte is analyte), None)
+
+
+def _condition_name(condition: LiverCondition | None) -> str:
+    if condition is None:
+        return "liver condition"
+    return (
+        condition.name
+        or condition.coding.display
+        or f"{condition.kind.value} ({condition.coding.code})"
+    )
+
+
+def _unusable_name(unusable: UnusableResult | None) -> str:
+    return unusable.analyte.value if unusable else "liver test"
+
+
+def _order_name(order: MedicationOrder) -> str:
+    return order.medication or "mipomersen"
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# Characters that would open HTML (rendered raw by some clients), emphasis, links or table cells.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+
+
+def _md(text: str) -> str:
+    """Escape text from the request for Markdown, so no client renders it as HTML or markup."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _code(text: str) -> str:
+    return text.replace("`", "'")

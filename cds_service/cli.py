@@ -1,0 +1,313 @@
+"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate a file offline."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from fhir_mappings import FhirMappingError, parse_fhir_datetime, read_resources
+
+from .config import Settings, load_settings, setting_names
+from .discovery import (
+    CONDITIONS_KEY,
+    LIVER_LABS_KEY,
+    MEDICATIONS_KEY,
+    PATIENT_KEY,
+    SERVICES,
+    ServiceDefinition,
+)
+from .errors import CdsServiceError, HttpError, PreconditionFailed
+from .evaluation import HookAnswer, answer_hook
+from .hook_request import decode_json_body
+
+EXIT_BAD_INPUT = 2
+_HOOK_SERVICES = {service.hook: service for service in SERVICES}
+_PREFETCH_KEYS = {
+    "Observation": LIVER_LABS_KEY,
+    "MedicationRequest": MEDICATIONS_KEY,
+    "Medication": MEDICATIONS_KEY,
+    "Condition": CONDITIONS_KEY,
+}
+
+_DESCRIPTION = """\
+Mipomersen (Kynamro) liver-safety CDS Hooks 2.0 service.
+
+Settings come from MIPOMERSEN_CDS_* environment variables (see README):
+  {names}
+"""
+
+_EVALUATE_EPILOG = """\
+FILE is either a CDS Hooks request (an object with "hook", "hookInstance", "context"...) or a
+FHIR Bundle (collection, searchset or transaction, e.g. a Synthea patient). From a Bundle, draft
+MedicationRequests become context.draftOrders and every other resource the prefetch; the hook
+is order-sign when there are draft orders, patient-view otherwise, unless --hook says.
+
+Exit status: 0 with the card(s) or "No card" on standard output; 2 with a message on standard
+error when the input is not usable (bad JSON, not CDS Hooks or FHIR, required data missing).
+
+Examples:
+  mipomersen-cds evaluate examples/withhold-alt-5x-uln.json --now 2026-11-23T12:00:00Z
+  mipomersen-cds evaluate patient-bundle.json --hook order-sign --format json
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = arguments.handler
+    return handler(arguments)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mipomersen-cds",
+        description=_DESCRIPTION.format(names="\n  ".join(setting_names())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service under gunicorn (a production WSGI server)",
+        description="Run the CDS Hooks HTTP API under gunicorn.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.set_defaults(handler=_serve)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a CDS Hooks request or a FHIR Bundle from a file and print the card",
+        description="Evaluate a CDS Hooks request or a FHIR Bundle and print the card(s).",
+        epilog=_EVALUATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("file", metavar="FILE", help="JSON file to read, or - for stdin")
+    evaluate.add_argument(
+        "--hook",
+        choices=sorted(_HOOK_SERVICES),
+        help="hook to evaluate a Bundle as (for a CDS Hooks request it must match its hook)",
+    )
+    evaluate.add_argument(
+        "--now",
+        help="evaluation instant as an ISO 8601 date-time with offset (default: the clock)",
+    )
+    evaluate.add_argument(
+        "--profile",
+        choices=["label", "conservative"],
+        help="rule profile (default: MIPOMERSEN_CDS_PROFILE, else label)",
+    )
+    evaluate.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text reads like the card an EHR shows; json is the CDS Hooks response body",
+    )
+    evaluate.set_defaults(handler=_evaluate)
+    return parser
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    try:
+        load_settings(os.environ)  # fail before forking workers, with the variable's name
+    except CdsServiceError as error:
+        _print(f"mipomersen-cds: configuration error: {error}", sys.stderr)
+        return EXIT_BAD_INPUT
+    from .server import run_gunicorn
+
+    run_gunicorn(
+        host=arguments.host,
+        port=arguments.port,
+        workers=arguments.workers,
+        threads=arguments.threads,
+    )
+    return 0
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
+    try:
+        overrides = {"PROFILE": arguments.profile} if arguments.profile else None
+        settings = load_settings(os.environ, overrides)
+        now = _parse_now(arguments.now)
+        body = decode_json_body(_read_input(arguments.file))
+        service, request_body = _as_hook_request(body, arguments.hook)
+        answer = answer_hook(
+            request_body, service=service, settings=settings, now=now, new_id=_new_id
+        )
+    except (CdsServiceError, FhirMappingError, OSError) as error:
+        _print(f"mipomersen-cds: {_describe(error)}", sys.stderr)
+        return EXIT_BAD_INPUT
+    if arguments.format == "json":
+        _print(json.dumps(answer.body, ensure_ascii=False, indent=2), sys.stdout)
+    else:
+        _print(render_text(answer, settings), sys.stdout)
+    return 0
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment, _ = parse_fhir_datetime(text, "--now")
+    except FhirMappingError as error:
+        raise _InputError(f"--now {text!r} is not an ISO 8601 date-time ({error})") from None
+    return moment
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    with open(name, "rb") as handle:
+        return handle.read()
+
+
+class _InputError(CdsServiceError):
+    """Input the CLI cannot use."""
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, PreconditionFailed):
+        keys = ", ".join(error.missing_keys)
+        return f"cannot evaluate: {error} (prefetch {keys}); include the missing data in the file"
+    if isinstance(error, HttpError):
+        where = f" (at {error.path})" if error.path else ""
+        return f"invalid input: {error}{where}"
+    if isinstance(error, OSError):
+        return f"cannot read {error.filename or 'input'}: {error.strerror or error}"
+    return str(error)
+
+
+def _as_hook_request(body: Any, hook: str | None) -> tuple[ServiceDefinition, Any]:
+    """Return the service and CDS Hooks request body for a decoded input file."""
+    if not isinstance(body, dict):
+        raise _InputError("input must be a JSON object: a CDS Hooks request or a FHIR Bundle")
+    if body.get("resourceType") == "Bundle":
+        return bundle_to_hook_request(body, hook)
+    if "resourceType" in body:
+        raise _InputError(
+            f"input is a FHIR {body['resourceType']!s:.40}, not a Bundle or a CDS Hooks request"
+        )
+    sent_hook = body.get("hook")
+    service = _HOOK_SERVICES.get(sent_hook) if isinstance(sent_hook, str) else None
+    if service is None:
+        raise _InputError(
+            "input has no supported 'hook' (expected one of "
+            + ", ".join(sorted(_HOOK_SERVICES))
+            + ")"
+        )
+    if hook is not None and hook != sent_hook:
+        raise _InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
+    return service, body
+
+
+def bundle_to_hook_request(
+    bundle: dict[str, Any], hook: str | None
+) -> tuple[ServiceDefinition, Any]:
+    """Turn a patient Bundle into a CDS Hooks request: drafts to draftOrders, the rest prefetch."""
+    patient_id: str | None = None
+    patient_urls: set[str] = set()
+    drafts: list[dict[str, Any]] = []
+    prefetch: dict[str, list[dict[str, Any]]] = {
+        key: [] for key in dict.fromkeys(_PREFETCH_KEYS.values())
+    }
+    patient_resource: dict[str, Any] | None = None
+    for item in read_resources(bundle, "bundle"):
+        resource = dict(item.resource)
+        kind = resource.get("resourceType")
+        if kind == "Patient" and patient_resource is None:
+            patient_resource = resource
+            patient_id = resource.get("id") if isinstance(resource.get("id"), str) else None
+            if item.full_url:
+                patient_urls.add(item.full_url)
+        elif kind == "MedicationRequest" and resource.get("status") == "draft":
+            drafts.append(resource)
+        elif kind in _PREFETCH_KEYS:
+            prefetch[_PREFETCH_KEYS[kind]].append(resource)
+    if patient_id is None:
+        raise _InputError("the Bundle has no Patient with an id, so there is no patient in context")
+    drafts = [_local_subject(draft, patient_id, patient_urls) for draft in drafts]
+    hook = hook or ("order-sign" if drafts else "patient-view")
+    context: dict[str, Any] = {"userId": "Practitioner/cli", "patientId": patient_id}
+    if hook in ("order-select", "order-sign"):
+        context["draftOrders"] = _collection(drafts)
+        if hook == "order-select":
+            context["selections"] = [
+                f"MedicationRequest/{draft['id']}" for draft in drafts if draft.get("id")
+            ]
+    request_prefetch: dict[str, Any] = {key: _collection(items) for key, items in prefetch.items()}
+    if patient_resource is not None:
+        request_prefetch[PATIENT_KEY] = patient_resource
+    request = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": context,
+        "prefetch": request_prefetch,
+    }
+    return _HOOK_SERVICES[hook], request
+
+
+def _local_subject(
+    draft: dict[str, Any], patient_id: str, patient_urls: set[str]
+) -> dict[str, Any]:
+    """Rewrite a Bundle-local subject (`urn:uuid:...`) to `Patient/<id>` as an EHR would send it."""
+    subject = draft.get("subject")
+    if isinstance(subject, dict) and subject.get("reference") in patient_urls:
+        draft = copy.deepcopy(draft)
+        draft["subject"]["reference"] = f"Patient/{patient_id}"
+    return draft
+
+
+def _collection(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": resource} for resource in resources],
+    }
+
+
+def render_text(answer: HookAnswer, settings: Settings) -> str:
+    """Return the response as a clinician would read it in an EHR."""
+    cards = answer.body["cards"]
+    if not cards:
+        if answer.evaluation is None:
+            return "No card: mipomersen is not involved in this request."
+        return (
+            "No card: every required liver test is current and within normal limits "
+            f"(profile {settings.rules.profile.value})."
+        )
+    blocks = []
+    for card in cards:
+        lines = [f"[{card['indicator'].upper()}] {card['summary']}", "", card.get("detail", "")]
+        for suggestion in card.get("suggestions", []):
+            lines.append("")
+            lines.append(f"Suggestion: {suggestion['label']}")
+            for action in suggestion.get("actions", []):
+                lines.append(f"  - {action['type']}: {action['description']}")
+        reasons = "; ".join(reason["display"] for reason in card.get("overrideReasons", []))
+        if reasons:
+            lines.extend(["", f"Override reasons: {reasons}"])
+        lines.extend(["", f"Source: {card['source']['label']}"])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _print(text: str, stream: TextIO) -> None:
+    stream.write(text + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Parse a CDS Hooks 2.0.1 request body into a typed `HookRequest` (no Flask here).
+
+Checks what the spec and the hook pages (order-select 1.0, order-sign 1.0, patient-view 1.0)
+require of the fields this service reads; anything wrong raises `BadRequest` with the dotted
+path of the offending field. FHIR content inside `context.draftOrders` and `prefetch` is only
+checked for shape here; `fhir_mappings` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_mappings import FhirItem, FhirMappingError, read_resources
+
+from .errors import BadRequest
+
+ORDER_HOOKS = frozenset({"order-select", "order-sign"})
+SUPPORTED_HOOKS = ORDER_HOOKS | {"patient-view"}
+
+
+@dataclass(frozen=True, slots=True)
+class FhirAuthorization:
+    """The bearer token the EHR lends for its FHIR server; transient, never logged."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    scope: str
+    subject: str
+    expires_in: int | None = None
+    patient: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HookRequest:
+    """The parts of a CDS Hooks request this service uses."""
+
+    hook: str
+    hook_instance: str
+    patient_id: str
+    user_id: str | None = None
+    encounter_id: str | None = None
+    selections: tuple[str, ...] = ()
+    draft_orders: tuple[FhirItem, ...] = ()
+    # key -> resources sent under it; None when the client sent null ("no data")
+    prefetch: Mapping[str, tuple[FhirItem, ...] | None] = field(default_factory=dict)
+    fhir_server: str | None = None
+    fhir_authorization: FhirAuthorization | None = None
+
+    @property
+    def is_order_hook(self) -> bool:
+        """Return True for order-select and order-sign."""
+        return self.hook in ORDER_HOOKS
+
+    @property
+    def patient_reference(self) -> str:
+        """Return the patient in context as a relative reference."""
+        return f"Patient/{self.patient_id}"
+
+
+def decode_json_body(body: bytes) -> Any:
+    """Decode a request body as UTF-8 JSON, raising `BadRequest` with a clear reason."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"request body is not valid UTF-8 (byte {error.start})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise BadRequest(
+            f"request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise BadRequest("request body is nested too deeply") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadRequest(f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
+    """Check a decoded request against the CDS Hooks 2.0.1 shape for `expected_hook`."""
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    hook = _required_string(body, "hook", "hook")
+    if hook != expected_hook:
+        raise BadRequest(
+            f"hook '{_printable(hook)}' does not match this service, which answers "
+            f"'{expected_hook}'",
+            path="hook",
+        )
+    hook_instance = _required_string(body, "hookInstance", "hookInstance")
+    context = body.get("context")
+    if context is None:
+        raise BadRequest("context is required", path="context")
+    if not isinstance(context, dict):
+        raise BadRequest("context must be a JSON object", path="context")
+    patient_id = _required_string(context, "patientId", "context.patientId")
+    fhir_server = _optional_string(body, "fhirServer", "fhirServer")
+    authorization = _parse_authorization(body.get("fhirAuthorization"))
+    if authorization is not None and fhir_server is None:
+        raise BadRequest(
+            "fhirServer is required when fhirAuthorization is given", path="fhirServer"
+        )
+    selections: tuple[str, ...] = ()
+    draft_orders: tuple[FhirItem, ...] = ()
+    if hook in ORDER_HOOKS:
+        draft_orders = _parse_draft_orders(context, patient_id)
+        if hook == "order-select":
+            selections = _parse_selections(context)
+    return HookRequest(
+        hook=hook,
+        hook_instance=hook_instance,
+        patient_id=patient_id,
+        user_id=_optional_string(context, "userId", "context.userId"),
+        encounter_id=_optional_string(context, "encounterId", "context.encounterId"),
+        selections=selections,
+        draft_orders=draft_orders,
+        prefetch=_parse_prefetch(body.get("prefetch")),
+        fhir_server=fhir_server,
+        fhir_authorization=authorization,
+    )
+
+
+def _required_string(container: Mapping[str, Any], key: str, path: str) -> str:
+    value = container.get(key)
+    if value is None:
+        raise BadRequest(f"{path} is required", path=path)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{path} must be a non-empty string", path=path)
+    return value
+
+
+def _optional_string(container: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = container.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{path} must be a non-empty string", path=path)
+    return value
+
+
+def _parse_authorization(value: Any) -> FhirAuthorization | None:
+    if value is None:
+        return None
+    path = "fhirAuthorization"
+    if not isinstance(value, dict):
+        raise BadRequest(f"{path} must be a JSON object", path=path)
+    expires_in = value.get("expires_in")
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int)):
+        raise BadRequest(f"{path}.expires_in must be an integer", path=f"{path}.expires_in")
+    token_type = _required_string(value, "token_type", f"{path}.token_type")
+    if token_type.lower() != "bearer":
+        raise BadRequest(f"{path}.token_type must be 'Bearer'", path=f"{path}.token_type")
+    return FhirAuthorization(
+        access_token=_required_string(value, "access_token", f"{path}.access_token"),
+        token_type=token_type,
+        scope=_required_string(value, "scope", f"{path}.scope"),
+        subject=_required_string(value, "subject", f"{path}.subject"),
+        expires_in=expires_in,
+        patient=_optional_string(value, "patient", f"{path}.patient"),
+    )
+
+
+def _parse_selections(context: Mapping[str, Any]) -> tuple[str, ...]:
+    path = "context.selections"
+    value = context.get("selections")
+    if value is None:
+        raise BadRequest(f"{path} is required for order-select", path=path)
+    if not isinstance(value, list):
+        raise BadRequest(f"{path} must be an array of references", path=path)
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise BadRequest(
+                f"{path}[{index}] must be a reference such as MedicationRequest/1",
+                path=f"{path}[{index}]",
+            )
+    return tuple(value)
+
+
+def _parse_draft_orders(context: Mapping[str, Any], patient_id: str) -> tuple[FhirItem, ...]:
+    path = "context.draftOrders"
+    value = context.get("draftOrders")
+    if value is None:
+        raise BadRequest(f"{path} is required for order hooks", path=path)
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        raise BadRequest(f"{path} must be a FHIR Bundle", path=path)
+    items = _read(value, path)
+    for item in items:
+        subject_path, reference = _subject_reference(item)
+        if reference is not None and not _refers_to_patient(reference, patient_id):
+            raise BadRequest(
+                "draft order is for a different patient than context.patientId",
+                path=subject_path,
+            )
+    return items
+
+
+def _subject_reference(item: FhirItem) -> tuple[str, str | None]:
+    """Return where an order names its patient (subject, or patient on NutritionOrder)."""
+    for key in ("subject", "patient"):
+        target = item.resource.get(key)
+        if isinstance(target, dict):
+            reference = target.get("reference")
+            if isinstance(reference, str):
+                return f"{item.path}.{key}.reference", reference
+    return item.path, None
+
+
+def _refers_to_patient(reference: str, patient_id: str) -> bool:
+    expected = f"Patient/{patient_id}"
+    return reference == expected or reference.endswith("/" + expected)
+
+
+def _parse_prefetch(value: Any) -> dict[str, tuple[FhirItem, ...] | None]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("prefetch must be a JSON object", path="prefetch")
+    return {
+        key: None if item is None else _read(item, f"prefetch.{key}") for key, item in value.items()
+    }
+
+
+def _read(value: Any, path: str) -> tuple[FhirItem, ...]:
+    try:
+        return tuple(read_resources(value, path))
+    except FhirMappingError as error:
+        raise BadRequest(str(error), path=error.path) from None
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """Return client text safe to quote in an error: printable and short."""
+    cleaned = "".join(char if char.isprintable() else "?" for char in text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

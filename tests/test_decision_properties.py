@@ -1,0 +1,84 @@
+"""Properties of the whole domain pipeline (FHIR JSON -> mappings -> rules), without Flask.
+
+The same value sent in another supported unit, with its reference range in that unit too, must
+give the same decision (policy 5): a lab in Europe and one in the US see the same card.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cds_service.evaluation import evaluate_hook
+from cds_service.hook_request import parse_hook_request
+from cds_service.rules import DecisionKind, RuleConfig
+from fhir_mappings import from_canonical, supported_units
+from fhir_mappings.values import Analyte, MedicationCodes
+from tests.fhir_builders import hook_request, medication_request, observation
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+_TESTS = {Analyte.ALT: "ALT", Analyte.AST: "AST", Analyte.TOTAL_BILIRUBIN: "TBIL"}
+_ULN = {Analyte.ALT: 40.0, Analyte.AST: 40.0, Analyte.TOTAL_BILIRUBIN: 1.2}
+
+
+def _decision(labs: tuple[dict[str, Any], ...]) -> DecisionKind:
+    body = hook_request(
+        "patient-view",
+        labs=labs,
+        medications=(medication_request("m1", status="active", authored="2026-06-01"),),
+    )
+    request = parse_hook_request(body, expected_hook="patient-view")
+    evaluation = evaluate_hook(
+        request, rules=RuleConfig(), medication_codes=MedicationCodes(), now=NOW
+    )
+    assert evaluation is not None
+    return evaluation.kind
+
+
+def _lab(analyte: Analyte, canonical: float, unit: str, when: str) -> dict[str, Any]:
+    return observation(
+        _TESTS[analyte],
+        from_canonical(analyte, canonical, unit),
+        when,
+        unit=unit,
+        high=from_canonical(analyte, _ULN[analyte], unit),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    alt=st.integers(min_value=1, max_value=600),
+    ast=st.integers(min_value=1, max_value=600),
+    bilirubin_tenths=st.integers(min_value=1, max_value=60),
+    data=st.data(),
+)
+def test_same_values_in_another_unit_give_the_same_decision(
+    alt: int, ast: int, bilirubin_tenths: float, data: st.DataObject
+) -> None:
+    values = {
+        Analyte.ALT: float(alt),
+        Analyte.AST: float(ast),
+        Analyte.TOTAL_BILIRUBIN: bilirubin_tenths / 10,
+    }
+    canonical = tuple(
+        _lab(analyte, value, analyte.canonical_unit, "2026-11-20")
+        for analyte, value in values.items()
+    )
+    converted = tuple(
+        _lab(analyte, value, data.draw(st.sampled_from(supported_units(analyte))), "2026-11-20")
+        for analyte, value in values.items()
+    )
+    assert _decision(converted) is _decision(canonical)
+
+
+def test_exact_boundaries_hold_in_si_units() -> None:
+    # 2 ukat/L is exactly 120 U/L = 3.0x the default 40 U/L ULN; 41.04 umol/L is 2.4 mg/dL,
+    # exactly 2.0x the default 1.2 mg/dL: both boundaries count (">=", policy 2).
+    labs = (
+        observation("ALT", 2, "2026-11-20", unit="ukat/L"),
+        observation("TBIL", 41.04, "2026-11-20", unit="umol/L"),
+    )
+    assert _decision(labs) is DecisionKind.DISCONTINUE

@@ -1,0 +1,106 @@
+"""MIPOMERSEN_CDS_* settings: every rule threshold is configurable, every bad value named."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cds_service.config import DEFAULT_MAX_BODY_BYTES, load_settings, setting_names
+from cds_service.errors import ConfigurationError
+from cds_service.rules import Profile, RuleConfig
+from fhir_mappings.values import Analyte
+
+
+def test_defaults_are_the_binding_policy() -> None:
+    settings = load_settings({})
+    assert settings.rules == RuleConfig()
+    assert settings.rules.profile is Profile.LABEL
+    assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert settings.medication_codes.codes == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "check"),
+    [
+        pytest.param(
+            "PROFILE",
+            "Conservative",
+            lambda s: s.rules.profile is Profile.CONSERVATIVE,
+            id="profile-any-case",
+        ),
+        pytest.param(
+            "ELEVATION_MULTIPLE",
+            "2.5",
+            lambda s: s.rules.elevation_multiple == 2.5,
+            id="float-threshold",
+        ),
+        pytest.param(
+            "CONFIRMATION_WINDOW_DAYS",
+            "10",
+            lambda s: s.rules.confirmation_window == timedelta(days=10),
+            id="window-days",
+        ),
+        pytest.param(
+            "DEFAULT_ULN_ALT",
+            "33",
+            lambda s: s.rules.default_uln[Analyte.ALT] == 33,
+            id="default-uln",
+        ),
+        pytest.param("MAX_BODY_BYTES", "2048", lambda s: s.max_body_bytes == 2048, id="body-size"),
+        pytest.param(
+            "MEDICATION_CODES",
+            "http://www.nlm.nih.gov/research/umls/rxnorm|999, urn:oid:local|K-1",
+            lambda s: (
+                s.medication_codes.codes
+                == {
+                    ("http://www.nlm.nih.gov/research/umls/rxnorm", "999"),
+                    ("urn:oid:local", "K-1"),
+                }
+            ),
+            id="medication-codes",
+        ),
+    ],
+)
+def test_environment_variable_sets_the_value(variable: str, value: str, check: object) -> None:
+    settings = load_settings({f"MIPOMERSEN_CDS_{variable}": value})
+    assert check(settings)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        pytest.param("PROFILE", "loose", "is not a rule profile", id="profile"),
+        pytest.param("ELEVATION_MULTIPLE", "three", "is not a number", id="not-a-number"),
+        pytest.param("BASELINE_WINDOW_DAYS", "0", "positive", id="zero-window"),
+        pytest.param("BILIRUBIN_MULTIPLE", "nan", "positive", id="nan"),
+        pytest.param("ELEVATION_MULTIPLE", "6", "inconsistent", id="3x-above-5x"),
+        pytest.param("MEDICATION_CODES", "C10AX11", "system|code", id="code-without-system"),
+        pytest.param("PROFIL", "label", "unknown setting MIPOMERSEN_CDS_PROFIL", id="typo"),
+    ],
+)
+def test_bad_value_is_refused_naming_the_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as error:
+        load_settings({f"MIPOMERSEN_CDS_{variable}": value})
+    assert "MIPOMERSEN_CDS_" in str(error.value)
+
+
+def test_overrides_win_over_the_environment() -> None:
+    settings = load_settings({"MIPOMERSEN_CDS_PROFILE": "conservative"}, {"PROFILE": "label"})
+    assert settings.rules.profile is Profile.LABEL
+
+
+def test_every_duration_and_threshold_of_the_rules_has_a_variable() -> None:
+    names = set(setting_names())
+    for name in (
+        "CONFIRMATION_WINDOW_DAYS",
+        "MAINTENANCE_INTERVAL_DAYS",
+        "SEVERE_ELEVATION_MULTIPLE",
+        "DEFAULT_ULN_TOTAL_BILIRUBIN",
+        "RESOLVED_ELEVATION_LOOKBACK_DAYS",
+    ):
+        assert f"MIPOMERSEN_CDS_{name}" in names
+
+
+def test_test_harness_variables_are_not_settings() -> None:
+    load_settings({"MIPOMERSEN_CDS_TEST_DATABASE_URL": "postgresql://127.0.0.1/test"})
