@@ -8,8 +8,9 @@ policy 11) and whether the prefetch holds the data the rules need (412 otherwise
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from fhir_mappings import FhirItem, read_patient_record
@@ -17,7 +18,13 @@ from fhir_mappings.values import MedicationCodes, MedicationOrder, PatientRecord
 
 from .cards import CardContext, render_cards
 from .config import Settings
-from .discovery import CONDITIONS_KEY, LIVER_LABS_KEY, MEDICATIONS_KEY, ServiceDefinition
+from .discovery import (
+    CONDITIONS_KEY,
+    LIVER_LABS_KEY,
+    MEDICATIONS_KEY,
+    ServiceDefinition,
+    prefetch_templates,
+)
 from .errors import PreconditionFailed
 from .hook_request import HookRequest, parse_hook_request
 from .rules import Evaluation, Occasion, RuleConfig, evaluate
@@ -86,6 +93,15 @@ def _is_error_outcome(items: tuple[FhirItem, ...] | None) -> bool:
     return all(item.resource.get("resourceType") == "OperationOutcome" for item in items)
 
 
+class DataSource(StrEnum):
+    """Where the data of one prefetch key came from (for the audit trail)."""
+
+    PREFETCH = "prefetch"  # sent by the EHR in the request
+    NULL = "null"  # the EHR said there is no data
+    FHIR_SERVER = "fhir-server"  # fetched by this service from fhirServer
+    ABSENT = "absent"  # neither sent nor fetched
+
+
 @dataclass(frozen=True, slots=True)
 class HookAnswer:
     """The outcome of one hook call: the evaluation (None: mipomersen not involved) and body."""
@@ -93,6 +109,7 @@ class HookAnswer:
     request: HookRequest
     evaluation: Evaluation | None
     body: dict[str, Any]
+    data_sources: dict[str, DataSource] = field(default_factory=dict)  # prefetch key -> source
 
 
 def answer_hook(
@@ -114,4 +131,13 @@ def answer_hook(
         user_reference=request.user_id,
         new_id=new_id,
     )
-    return HookAnswer(request, evaluation, {"cards": render_cards(evaluation, context)})
+    sources = {key: _data_source(request, key) for key in prefetch_templates()}
+    return HookAnswer(
+        request, evaluation, {"cards": render_cards(evaluation, context)}, data_sources=sources
+    )
+
+
+def _data_source(request: HookRequest, key: str) -> DataSource:
+    if key not in request.prefetch or _is_error_outcome(request.prefetch[key]):
+        return DataSource.ABSENT
+    return DataSource.NULL if request.prefetch[key] is None else DataSource.PREFETCH
