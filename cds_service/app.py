@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from .config import Settings, load_settings
 from .errors import HttpError
+from .evaluation import PrefetchFetcher
+from .fhir_client import FhirClient, build_session
 from .responses import json_response
 
 EXTENSION_NAME = "mipomersen_cds"
@@ -30,6 +33,7 @@ class ServiceState:
     settings: Settings
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+    fetcher: PrefetchFetcher
 
 
 def create_app(
@@ -38,12 +42,14 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] | None = None,
     new_id: Callable[[], str] | None = None,
+    fhir_session: requests.Session | None = None,
 ) -> Flask:
     """Build the app: defaults, then `MIPOMERSEN_CDS_*` from `environ`, then `overrides`.
 
     `overrides` use unprefixed names (`{"PROFILE": "conservative"}`). A bad value raises
     `ConfigurationError` naming the variable. `clock` and `new_id` are the seams that make
-    responses reproducible in tests.
+    responses reproducible in tests; `fhir_session` replaces the pooled session used to reach
+    EHR FHIR servers.
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
     app = Flask(__name__)
@@ -53,6 +59,7 @@ def create_app(
         settings=settings,
         clock=clock or _utc_now,
         new_id=new_id or _random_uuid,
+        fetcher=FhirClient(fhir_session or build_session(settings.fhir), settings.fhir),
     )
     from .views import bp
 

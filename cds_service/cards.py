@@ -65,6 +65,7 @@ class CardContext:
     patient_reference: str
     user_reference: str | None
     new_id: Callable[[], str]
+    data_notes: tuple[str, ...] = ()  # e.g. a paging limit reached, optional data not fetched
 
 
 def render_cards(evaluation: Evaluation | None, context: CardContext) -> list[dict[str, Any]]:
@@ -81,7 +82,7 @@ def _decision_card(
     card: dict[str, Any] = {
         "uuid": context.new_id(),
         "summary": summary(finding),
-        "detail": detail(evaluation, finding),
+        "detail": detail(evaluation, finding, context.data_notes),
         "indicator": _INDICATORS[finding.kind],
         "source": {"label": f"{SOURCE_PREFIX}: {finding.source}"},
     }
@@ -151,7 +152,7 @@ def _summary_text(finding: Finding) -> str:
 # --- detail -------------------------------------------------------------------------------
 
 
-def detail(evaluation: Evaluation, finding: Finding) -> str:
+def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...] = ()) -> str:
     """Return the card detail in GitHub-flavoured Markdown."""
     parts = [_advice(finding)]
     if evaluation.orders:
@@ -177,6 +178,9 @@ def detail(evaluation: Evaluation, finding: Finding) -> str:
             for skipped in evaluation.skipped
         ]
         parts.append("**Records skipped because they are not valid FHIR:**\n\n" + "\n".join(lines))
+    if data_notes:
+        lines = [f"- {_md(note)}" for note in data_notes]
+        parts.append("**Data not complete:**\n\n" + "\n".join(lines))
     others = [other for other in evaluation.findings if not _same_event(other, finding)]
     if others:
         lines = [f"- {_md(_shorten(_summary_text(other), 200))}" for other in others]

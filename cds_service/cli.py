@@ -25,6 +25,7 @@ from .discovery import (
 )
 from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
+from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
 
 EXIT_BAD_INPUT = 2
@@ -52,9 +53,15 @@ is order-sign when there are draft orders, patient-view otherwise, unless --hook
 Exit status: 0 with the card(s) or "No card" on standard output; 2 with a message on standard
 error when the input is not usable (bad JSON, not CDS Hooks or FHIR, required data missing).
 
+With --fhir-server, prefetch keys the request lacks (or only began, with a `next` link) are
+fetched from that FHIR server, as the service does for an EHR; --token-env names the variable
+holding the bearer token.
+
 Examples:
   mipomersen-cds evaluate examples/withhold-alt-5x-uln.json --now 2026-11-23T12:00:00Z
   mipomersen-cds evaluate patient-bundle.json --hook order-sign --format json
+  FHIR_TOKEN=... mipomersen-cds evaluate request.json --fhir-server https://ehr.example.org/fhir \\
+      --token-env FHIR_TOKEN
 """
 
 
@@ -108,6 +115,18 @@ def _parser() -> argparse.ArgumentParser:
         help="rule profile (default: MIPOMERSEN_CDS_PROFILE, else label)",
     )
     evaluate.add_argument(
+        "--fhir-server",
+        metavar="URL",
+        help="FHIR base URL to fetch what the request's prefetch lacks from (sets fhirServer; "
+        "https unless MIPOMERSEN_CDS_ALLOW_HTTP_FHIR_SERVER=true)",
+    )
+    evaluate.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="name of an environment variable holding a bearer token for --fhir-server "
+        "(the token itself never goes on the command line)",
+    )
+    evaluate.add_argument(
         "--format",
         choices=["text", "json"],
         default="text",
@@ -141,8 +160,19 @@ def _evaluate(arguments: argparse.Namespace) -> int:
         now = _parse_now(arguments.now)
         body = decode_json_body(_read_input(arguments.file))
         service, request_body = _as_hook_request(body, arguments.hook)
+        fetcher = None
+        if arguments.fhir_server:
+            request_body = _with_fhir_server(
+                request_body, arguments.fhir_server, _token(arguments.token_env)
+            )
+            fetcher = FhirClient(build_session(settings.fhir), settings.fhir)
         answer = answer_hook(
-            request_body, service=service, settings=settings, now=now, new_id=_new_id
+            request_body,
+            service=service,
+            settings=settings,
+            now=now,
+            new_id=_new_id,
+            fetcher=fetcher,
         )
     except (CdsServiceError, FhirMappingError, OSError) as error:
         _print(f"mipomersen-cds: {_describe(error)}", sys.stderr)
@@ -152,6 +182,29 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     else:
         _print(render_text(answer, settings), sys.stdout)
     return 0
+
+
+def _token(variable: str | None) -> str | None:
+    if variable is None:
+        return None
+    token = os.environ.get(variable)
+    if not token:
+        raise _InputError(f"--token-env {variable}: that environment variable is not set")
+    return token
+
+
+def _with_fhir_server(body: dict[str, Any], url: str, token: str | None) -> dict[str, Any]:
+    """Return the request with `fhirServer` (and a bearer token) for fetching missing data."""
+    body = {**body, "fhirServer": url}
+    if token is not None:
+        body["fhirAuthorization"] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "mipomersen-cds-cli",
+        }
+    return body
 
 
 def _new_id() -> str:

@@ -26,17 +26,46 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class FhirClientSettings:
+    """Limits on talking to an EHR's FHIR server (MIPOMERSEN_CDS_FHIR_* settings)."""
+
+    deadline: float = 2.0  # seconds for every fetch of one hook call together
+    connect_timeout: float = 0.5
+    read_timeout: float = 1.5
+    max_retries: int = 2
+    backoff: float = 0.1  # first retry delay; doubles each time
+    max_pages: int = 10  # per prefetch key
+    max_resources: int = 5000  # per prefetch key
+    max_response_bytes: int = 20 * 1024 * 1024  # per response
+    max_connections: int = 16  # pooled connections and concurrent fetches per worker
+    allow_http: bool = False  # plain http only for local development and tests
+    allowlist: tuple[str, ...] = ()  # FHIR base URLs this service may call; empty: any https
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service is configured with; built by `load_settings`."""
 
     rules: RuleConfig = field(default_factory=RuleConfig)
     medication_codes: MedicationCodes = field(default_factory=MedicationCodes)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    fhir: FhirClientSettings = field(default_factory=FhirClientSettings)
+
+
+_FHIR_SPECIAL_NAMES = {"allow_http": "ALLOW_HTTP_FHIR_SERVER", "allowlist": "FHIR_SERVER_ALLOWLIST"}
+
+
+def _fhir_variable(field_name: str, field_type: object) -> str:
+    if field_name in _FHIR_SPECIAL_NAMES:
+        return _FHIR_SPECIAL_NAMES[field_name]
+    suffix = "_SECONDS" if field_type == "float" else ""
+    return f"FHIR_{field_name.upper()}{suffix}"
 
 
 def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
     names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES"]
+    names.extend(_fhir_variable(f.name, f.type) for f in dataclasses.fields(FhirClientSettings))
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
             names.append(_rule_variable(rule_field.name, rule_field.type))
@@ -77,6 +106,7 @@ def load_settings(
     if "MAX_BODY_BYTES" in values:
         max_body = int(_parse_positive_number("MAX_BODY_BYTES", values["MAX_BODY_BYTES"]))
     codes = _parse_medication_codes(values.get("MEDICATION_CODES", ""))
+    fhir = _parse_fhir_settings(values)
     # A misspelt variable would silently leave a safety threshold at its default: refuse it.
     # MIPOMERSEN_CDS_TEST_* belong to the test harness, not to the service.
     unknown = sorted(name for name in set(values) - known if not name.startswith("TEST_"))
@@ -84,7 +114,54 @@ def load_settings(
         raise ConfigurationError(
             f"unknown setting {PREFIX}{unknown[0]}; known settings: " + ", ".join(setting_names())
         )
-    return Settings(rules=rules, medication_codes=codes, max_body_bytes=max_body)
+    return Settings(rules=rules, medication_codes=codes, max_body_bytes=max_body, fhir=fhir)
+
+
+def _parse_fhir_settings(values: Mapping[str, str]) -> FhirClientSettings:
+    parsed: dict[str, object] = {}
+    for fhir_field in dataclasses.fields(FhirClientSettings):
+        name = _fhir_variable(fhir_field.name, fhir_field.type)
+        if name not in values:
+            continue
+        text = values[name]
+        if fhir_field.type == "bool":
+            parsed[fhir_field.name] = _parse_bool(name, text)
+        elif fhir_field.type == "float":
+            parsed[fhir_field.name] = _parse_positive_number(name, text)
+        elif fhir_field.type == "int":
+            parsed[fhir_field.name] = _parse_count(
+                name, text, minimum=0 if "retries" in name.lower() else 1
+            )
+        else:
+            parsed[fhir_field.name] = _parse_url_list(name, text)
+    return FhirClientSettings(**parsed)  # type: ignore[arg-type]
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{PREFIX}{name}={text!r} must be true or false")
+
+
+def _parse_count(name: str, text: str, *, minimum: int) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{PREFIX}{name}={text!r} is not a whole number") from None
+    if number < minimum:
+        raise ConfigurationError(f"{PREFIX}{name}={text!r} must be at least {minimum}")
+    return number
+
+
+def _parse_url_list(name: str, text: str) -> tuple[str, ...]:
+    urls = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"{PREFIX}{name} entry {url!r} is not an http(s) URL")
+    return urls
 
 
 def _rule_variable(field_name: str, field_type: object) -> str:

@@ -58,7 +58,8 @@ def prefetch_templates() -> dict[str, str]:
 
 _USAGE = (
     "Send the prefetch keys liverLabs, medications and conditions (patient is optional), "
-    "or the FHIR data they describe will be missing and the service answers 412."
+    "or fhirServer (with fhirAuthorization) so the service can fetch them; otherwise it "
+    "answers 412."
 )
 
 SERVICES: tuple[ServiceDefinition, ...] = (

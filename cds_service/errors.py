@@ -2,6 +2,12 @@
 
     CdsServiceError                  base of everything the service raises on purpose
     ├── ConfigurationError           a bad MIPOMERSEN_CDS_* value: start-up stops (not HTTP)
+    ├── FhirFetchError               the EHR's FHIR server could not give a prefetch key's data
+    │   ├── FhirServerNotAllowed     fhirServer not https, or not on the allowlist
+    │   ├── FhirServerUnreachable    DNS, connection refused or reset, TLS failure
+    │   ├── FhirServerTimeout        a request timed out, or the overall deadline passed
+    │   ├── FhirServerStatus         an HTTP error status (401, 403, 404, 5xx, a redirect)
+    │   └── FhirResponseInvalid      not JSON, too large, or not the resource type asked for
     └── HttpError                    answered as a FHIR OperationOutcome (CDS Hooks 3.0 ballot)
         ├── BadRequest               400: malformed JSON, wrong types, wrong hook, wrong patient
         ├── NotFound                 404: unknown service or path
@@ -25,6 +31,40 @@ class CdsServiceError(Exception):
 
 class ConfigurationError(CdsServiceError):
     """A configuration value is invalid; the message names the variable."""
+
+
+class FhirFetchError(CdsServiceError):
+    """The FHIR server could not provide data; the message is safe to show (no token, no data)."""
+
+    retryable: bool = False
+
+
+class FhirServerNotAllowed(FhirFetchError):
+    """The request's fhirServer is not one this service may call."""
+
+
+class FhirServerUnreachable(FhirFetchError):
+    """No HTTP answer: name resolution, connection or TLS failed."""
+
+    retryable = True
+
+
+class FhirServerTimeout(FhirFetchError):
+    """The server was too slow for the per-request timeout or the overall deadline."""
+
+
+class FhirServerStatus(FhirFetchError):
+    """The server answered with an HTTP status other than 200."""
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.retryable = status in (502, 503, 504)
+
+
+class FhirResponseInvalid(FhirFetchError):
+    """The answer was not usable FHIR JSON of the expected type, or too large."""
 
 
 class HttpError(CdsServiceError):
@@ -92,19 +132,24 @@ class PreconditionFailed(HttpError):
     status = 412
     issue_code = "incomplete"
 
-    def __init__(self, message: str, *, missing_keys: tuple[str, ...]) -> None:
+    def __init__(self, message: str, *, causes: dict[str, str]) -> None:
         super().__init__(message)
-        self.missing_keys = missing_keys
+        self.causes = causes  # prefetch key -> why its data could not be obtained
+
+    @property
+    def missing_keys(self) -> tuple[str, ...]:
+        """Return the prefetch keys whose data is missing."""
+        return tuple(self.causes)
 
     def issues(self) -> list[dict[str, Any]]:
         return [
             {
                 "severity": "error",
                 "code": self.issue_code,
-                "diagnostics": f"{self.message}: prefetch key '{key}' is missing",
+                "diagnostics": f"{self.message}: prefetch key '{key}': {cause}",
                 "expression": [f"prefetch.{key}"],
             }
-            for key in self.missing_keys
+            for key, cause in self.causes.items()
         ]
 
 

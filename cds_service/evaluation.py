@@ -1,17 +1,18 @@
-"""Run one CDS Hooks call through the domain: which orders are in scope, then the rules.
+"""Run one CDS Hooks call through the domain: complete the data, choose the orders, apply rules.
 
-Pure: no Flask, no HTTP. Decides whether mipomersen is involved at all (no card otherwise,
-policy 11) and whether the prefetch holds the data the rules need (412 otherwise, CDS Hooks
-2.0.1 § Prefetch).
+No Flask and no HTTP here: fetching goes through the `PrefetchFetcher` protocol (the app gives a
+`FhirClient`). Decides whether mipomersen is involved at all (no card otherwise, policy 11)
+before asking the EHR's FHIR server for anything, and answers 412 when data the rules need can
+be neither found in the prefetch nor fetched (CDS Hooks 2.0.1 § Prefetch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from fhir_mappings import FhirItem, read_patient_record
 from fhir_mappings.values import MedicationCodes, MedicationOrder, PatientRecord
@@ -22,75 +23,20 @@ from .discovery import (
     CONDITIONS_KEY,
     LIVER_LABS_KEY,
     MEDICATIONS_KEY,
+    PATIENT_KEY,
     ServiceDefinition,
     prefetch_templates,
 )
-from .errors import PreconditionFailed
+from .errors import FhirFetchError, PreconditionFailed
 from .hook_request import HookRequest, parse_hook_request
+from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
 from .rules import Evaluation, Occasion, RuleConfig, evaluate
 
 # Statuses of a MedicationRequest that no longer stand for a prescription.
 _VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})
 # patient-view acts on a patient whose mipomersen is current, even if a dose is on hold.
 _CURRENT_STATUSES = frozenset({"active", "on-hold"})
-
-
-def evaluate_hook(
-    request: HookRequest,
-    *,
-    rules: RuleConfig,
-    medication_codes: MedicationCodes,
-    now: datetime,
-) -> Evaluation | None:
-    """Evaluate a hook call; return None when mipomersen is not involved (no card)."""
-    available = {
-        key: items for key, items in request.prefetch.items() if not _is_error_outcome(items)
-    }
-    items = [item for value in available.values() if value for item in value]
-    record = read_patient_record(
-        items, draft_orders=request.draft_orders, medication_codes=medication_codes
-    )
-    if request.is_order_hook:
-        orders = _orders_in_scope(request, record)
-        required: tuple[str, ...] = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
-    else:
-        _require(available, (MEDICATIONS_KEY,))
-        orders = tuple(
-            order
-            for order in record.medication_orders
-            if not order.is_draft_order and order.status in _CURRENT_STATUSES
-        )
-        required = (LIVER_LABS_KEY, CONDITIONS_KEY)
-    if not orders:
-        return None
-    _require(available, required)
-    occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
-    return evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)
-
-
-def _orders_in_scope(request: HookRequest, record: PatientRecord) -> tuple[MedicationOrder, ...]:
-    """Return the mipomersen draft orders the hook asks about (order-select: the selected ones)."""
-    drafts = tuple(order for order in record.draft_orders if order.status not in _VOID_STATUSES)
-    if request.hook != "order-select":
-        return drafts
-    selected = set(request.selections)
-    return tuple(order for order in drafts if order.source.reference in selected)
-
-
-def _require(available: dict[str, tuple[FhirItem, ...] | None], keys: tuple[str, ...]) -> None:
-    missing = tuple(key for key in keys if key not in available)
-    if missing:
-        raise PreconditionFailed(
-            "required FHIR data was not prefetched and this service cannot fetch it",
-            missing_keys=missing,
-        )
-
-
-def _is_error_outcome(items: tuple[FhirItem, ...] | None) -> bool:
-    """Return True when a prefetch key holds only OperationOutcomes: the client's fetch failed."""
-    if not items:
-        return False
-    return all(item.resource.get("resourceType") == "OperationOutcome" for item in items)
+_RULE_KEYS = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
 
 
 class DataSource(StrEnum):
@@ -99,7 +45,175 @@ class DataSource(StrEnum):
     PREFETCH = "prefetch"  # sent by the EHR in the request
     NULL = "null"  # the EHR said there is no data
     FHIR_SERVER = "fhir-server"  # fetched by this service from fhirServer
+    PREFETCH_AND_FHIR_SERVER = "prefetch+fhir-server"  # first page sent, the rest fetched
     ABSENT = "absent"  # neither sent nor fetched
+
+
+class PrefetchFetcher(Protocol):
+    """Fetches prefetch keys from a FHIR server (implemented by `fhir_client.FhirClient`)."""
+
+    def check_server(self, base_url: str) -> None:
+        """Raise FhirFetchError unless `base_url` may be called."""
+
+    def fetch(
+        self, plans: Sequence[KeyPlan], *, base_url: str, token: str | None
+    ) -> dict[str, FetchedKey]:
+        """Return what the server gave for each plan's key."""
+
+
+@dataclass(slots=True)
+class _Data:
+    """The data of one hook call as it is completed, key by key."""
+
+    plans: dict[str, KeyPlan]
+    items: dict[str, tuple[FhirItem, ...]] = field(default_factory=dict)
+    sources: dict[str, DataSource] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def all_items(self, keys: Iterable[str] | None = None) -> list[FhirItem]:
+        chosen = self.items if keys is None else {k: self.items.get(k, ()) for k in keys}
+        return [item for items in chosen.values() for item in items]
+
+
+@dataclass(frozen=True, slots=True)
+class HookEvaluation:
+    """The evaluation (None: mipomersen not involved) and what is known about its data."""
+
+    evaluation: Evaluation | None
+    data_sources: dict[str, DataSource]
+    notes: tuple[str, ...] = ()
+
+
+def evaluate_hook(
+    request: HookRequest,
+    *,
+    rules: RuleConfig,
+    medication_codes: MedicationCodes,
+    now: datetime,
+    fetcher: PrefetchFetcher | None = None,
+) -> HookEvaluation:
+    """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
+    data = _Data({key: plan_key(request, key, t) for key, t in prefetch_templates().items()})
+    for key, plan in data.plans.items():
+        if plan.state in (KeyState.COMPLETE, KeyState.PARTIAL):
+            data.items[key] = plan.items
+            data.sources[key] = DataSource.PREFETCH
+        elif plan.state is KeyState.NULL:
+            data.sources[key] = DataSource.NULL
+
+    def read(keys: Iterable[str] | None = None) -> PatientRecord:
+        return read_patient_record(
+            data.all_items(keys),
+            draft_orders=request.draft_orders,
+            medication_codes=medication_codes,
+        )
+
+    if request.is_order_hook:
+        # Involvement depends on the draft orders alone (and Medications they reference).
+        if not _orders_in_scope(request, read((MEDICATIONS_KEY,))):
+            return _done(None, data)
+    else:
+        _complete(request, data, (MEDICATIONS_KEY,), fetcher)
+        _require(data, (MEDICATIONS_KEY,))
+        if not _orders_in_scope(request, read((MEDICATIONS_KEY,))):
+            return _done(None, data)
+    _complete(request, data, (*_RULE_KEYS, PATIENT_KEY), fetcher)
+    _require(data, _RULE_KEYS)
+    if PATIENT_KEY in data.failures:  # optional: the rules do not need it
+        data.notes.append(f"{PATIENT_KEY} could not be obtained: {data.failures[PATIENT_KEY]}")
+    record = read()
+    orders = _orders_in_scope(request, record)
+    occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
+    evaluation = evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)
+    return _done(evaluation, data)
+
+
+def _done(evaluation: Evaluation | None, data: _Data) -> HookEvaluation:
+    sources = {key: data.sources.get(key, DataSource.ABSENT) for key in data.plans}
+    return HookEvaluation(evaluation, sources, tuple(data.notes))
+
+
+def _orders_in_scope(request: HookRequest, record: PatientRecord) -> tuple[MedicationOrder, ...]:
+    """Return the mipomersen orders the hook asks about.
+
+    order-select: the selected draft orders; order-sign: every draft order; patient-view: the
+    patient's current (active or on-hold) prescriptions.
+    """
+    if not request.is_order_hook:
+        return tuple(
+            order
+            for order in record.medication_orders
+            if not order.is_draft_order and order.status in _CURRENT_STATUSES
+        )
+    drafts = tuple(order for order in record.draft_orders if order.status not in _VOID_STATUSES)
+    if request.hook != "order-select":
+        return drafts
+    selected = set(request.selections)
+    return tuple(order for order in drafts if order.source.reference in selected)
+
+
+def _complete(
+    request: HookRequest, data: _Data, keys: Sequence[str], fetcher: PrefetchFetcher | None
+) -> None:
+    """Fetch the keys among `keys` that the prefetch lacks or only began (paged)."""
+    wanted = [
+        data.plans[key]
+        for key in keys
+        if data.plans[key].state in (KeyState.MISSING, KeyState.PARTIAL)
+        and key not in data.failures
+        and data.sources.get(key)
+        not in (DataSource.FHIR_SERVER, DataSource.PREFETCH_AND_FHIR_SERVER)
+    ]
+    if not wanted:
+        return
+    reason = _why_not_fetchable(request, fetcher)
+    if reason is not None or fetcher is None or request.fhir_server is None:
+        for plan in wanted:
+            data.failures[plan.key] = _missing_cause(plan, reason)
+        return
+    unresolved = [plan for plan in wanted if plan.url is None]
+    for plan in unresolved:
+        data.failures[plan.key] = f"its template cannot be used ({plan.unresolved})"
+    fetchable = [plan for plan in wanted if plan.url is not None]
+    token = request.fhir_authorization.access_token if request.fhir_authorization else None
+    results = fetcher.fetch(fetchable, base_url=request.fhir_server, token=token)
+    for plan in fetchable:
+        fetched = results[plan.key]
+        if fetched.failure is not None:
+            data.failures[plan.key] = fetched.failure
+            continue
+        data.items[plan.key] = fetched.items
+        data.sources[plan.key] = (
+            DataSource.PREFETCH_AND_FHIR_SERVER
+            if plan.state is KeyState.PARTIAL
+            else DataSource.FHIR_SERVER
+        )
+        data.notes.extend(f"{plan.key}: {note}" for note in fetched.notes)
+
+
+def _why_not_fetchable(request: HookRequest, fetcher: PrefetchFetcher | None) -> str | None:
+    if request.fhir_server is None:
+        return "the request has no fhirServer to fetch it from"
+    if fetcher is None:
+        return "this service was not given a FHIR client"
+    try:
+        fetcher.check_server(request.fhir_server)
+    except FhirFetchError as error:
+        return str(error)
+    return None
+
+
+def _missing_cause(plan: KeyPlan, reason: str | None) -> str:
+    if plan.state is KeyState.PARTIAL:
+        return f"only a first page was sent, and {reason}"
+    return f"not in the prefetch (absent or an OperationOutcome), and {reason}"
+
+
+def _require(data: _Data, keys: Sequence[str]) -> None:
+    causes = {key: data.failures[key] for key in keys if key in data.failures}
+    if causes:
+        raise PreconditionFailed("required FHIR data could not be obtained", causes=causes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,25 +233,23 @@ def answer_hook(
     settings: Settings,
     now: datetime,
     new_id: Callable[[], str],
+    fetcher: PrefetchFetcher | None = None,
 ) -> HookAnswer:
     """Parse a decoded request for `service`, evaluate it and render the response body."""
     request = parse_hook_request(body, expected_hook=service.hook)
-    evaluation = evaluate_hook(
-        request, rules=settings.rules, medication_codes=settings.medication_codes, now=now
+    outcome = evaluate_hook(
+        request,
+        rules=settings.rules,
+        medication_codes=settings.medication_codes,
+        now=now,
+        fetcher=fetcher,
     )
     context = CardContext(
         is_order_hook=request.is_order_hook,
         patient_reference=request.patient_reference,
         user_reference=request.user_id,
         new_id=new_id,
+        data_notes=outcome.notes,
     )
-    sources = {key: _data_source(request, key) for key in prefetch_templates()}
-    return HookAnswer(
-        request, evaluation, {"cards": render_cards(evaluation, context)}, data_sources=sources
-    )
-
-
-def _data_source(request: HookRequest, key: str) -> DataSource:
-    if key not in request.prefetch or _is_error_outcome(request.prefetch[key]):
-        return DataSource.ABSENT
-    return DataSource.NULL if request.prefetch[key] is None else DataSource.PREFETCH
+    cards = render_cards(outcome.evaluation, context)
+    return HookAnswer(request, outcome.evaluation, {"cards": cards}, outcome.data_sources)

@@ -46,6 +46,8 @@ class HookRequest:
     draft_orders: tuple[FhirItem, ...] = ()
     # key -> resources sent under it; None when the client sent null ("no data")
     prefetch: Mapping[str, tuple[FhirItem, ...] | None] = field(default_factory=dict)
+    prefetch_next: Mapping[str, str] = field(default_factory=dict)  # key -> Bundle `next` link
+    context: Mapping[str, Any] = field(default_factory=dict)  # as sent, for prefetch tokens
     fhir_server: str | None = None
     fhir_authorization: FhirAuthorization | None = None
 
@@ -120,6 +122,8 @@ def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
         selections=selections,
         draft_orders=draft_orders,
         prefetch=_parse_prefetch(body.get("prefetch")),
+        prefetch_next=_prefetch_next_links(body.get("prefetch")),
+        context=context,
         fhir_server=fhir_server,
         fhir_authorization=authorization,
     )
@@ -223,6 +227,25 @@ def _parse_prefetch(value: Any) -> dict[str, tuple[FhirItem, ...] | None]:
     return {
         key: None if item is None else _read(item, f"prefetch.{key}") for key, item in value.items()
     }
+
+
+def _prefetch_next_links(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    links = {key: next_link(item) for key, item in value.items() if isinstance(item, dict)}
+    return {key: link for key, link in links.items() if link}
+
+
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    """Return the `next` link of a search Bundle, or None."""
+    if bundle.get("resourceType") != "Bundle" or not isinstance(bundle.get("link"), list):
+        return None
+    for link in bundle["link"]:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            if isinstance(url, str) and url:
+                return url
+    return None
 
 
 def _read(value: Any, path: str) -> tuple[FhirItem, ...]:

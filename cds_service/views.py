@@ -31,7 +31,12 @@ def call_service(service_id: str) -> Response:
     body = decode_json_body(_json_body(request))
     state = service_state()
     answer = answer_hook(
-        body, service=service, settings=state.settings, now=state.clock(), new_id=state.new_id
+        body,
+        service=service,
+        settings=state.settings,
+        now=state.clock(),
+        new_id=state.new_id,
+        fetcher=state.fetcher,
     )
     return json_response(answer.body)
 

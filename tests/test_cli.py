@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 
 from cds_service.cli import main
 from tests.fhir_builders import hook_request, medication_request, observation
@@ -177,3 +178,51 @@ def test_serve_runs_gunicorn_with_the_options(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("cds_service.server.run_gunicorn", lambda **options: seen.update(options))
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000"]) == 0
     assert seen == {"host": "0.0.0.0", "port": 9000, "workers": 2, "threads": 4}
+
+
+@responses.activate
+def test_fhir_server_option_fetches_what_the_request_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = "https://ehr.example.org/fhir"
+    labs = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": observation("ALT", 236, "2026-11-20", high=40)}],
+    }
+    responses.get(f"{base}/Observation", json=labs)
+    for kind in ("MedicationRequest", "Condition"):
+        responses.get(f"{base}/{kind}", json={"resourceType": "Bundle", "type": "searchset"})
+    responses.get(f"{base}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    monkeypatch.setenv("EHR_TOKEN", "cli-token")
+    request = hook_request(drafts=(medication_request("d1"),))
+    del request["prefetch"]
+    path = write(tmp_path, request)
+    status, out, err = run(
+        ["evaluate", path, "--now", NOW, "--fhir-server", base, "--token-env", "EHR_TOKEN"], capsys
+    )
+    assert status == 0, err
+    assert out.startswith("[CRITICAL] Withhold mipomersen: ALT 236 U/L")
+    assert {call.request.headers["Authorization"] for call in responses.calls} == {
+        "Bearer cli-token"
+    }
+    assert "cli-token" not in out + err
+
+
+def test_token_env_that_is_not_set_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    path = write(tmp_path, SEVERE)
+    status, _, err = run(
+        [
+            "evaluate",
+            path,
+            "--fhir-server",
+            "https://x.example/fhir",
+            "--token-env",
+            "NO_SUCH_TOKEN",
+        ],
+        capsys,
+    )
+    assert status == 2 and "NO_SUCH_TOKEN" in err

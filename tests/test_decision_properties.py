@@ -33,7 +33,7 @@ def _decision(labs: tuple[dict[str, Any], ...]) -> DecisionKind:
     request = parse_hook_request(body, expected_hook="patient-view")
     evaluation = evaluate_hook(
         request, rules=RuleConfig(), medication_codes=MedicationCodes(), now=NOW
-    )
+    ).evaluation
     assert evaluation is not None
     return evaluation.kind
 

@@ -49,6 +49,19 @@ def test_defaults_are_the_binding_policy() -> None:
         ),
         pytest.param("MAX_BODY_BYTES", "2048", lambda s: s.max_body_bytes == 2048, id="body-size"),
         pytest.param(
+            "FHIR_DEADLINE_SECONDS", "0.8", lambda s: s.fhir.deadline == 0.8, id="fhir-deadline"
+        ),
+        pytest.param("FHIR_MAX_RETRIES", "0", lambda s: s.fhir.max_retries == 0, id="no-retries"),
+        pytest.param(
+            "ALLOW_HTTP_FHIR_SERVER", "TRUE", lambda s: s.fhir.allow_http, id="allow-http"
+        ),
+        pytest.param(
+            "FHIR_SERVER_ALLOWLIST",
+            "https://a.example/fhir/, https://b.example/r4",
+            lambda s: s.fhir.allowlist == ("https://a.example/fhir", "https://b.example/r4"),
+            id="allowlist",
+        ),
+        pytest.param(
             "MEDICATION_CODES",
             "http://www.nlm.nih.gov/research/umls/rxnorm|999, urn:oid:local|K-1",
             lambda s: (
@@ -77,6 +90,15 @@ def test_environment_variable_sets_the_value(variable: str, value: str, check: o
         pytest.param("ELEVATION_MULTIPLE", "6", "inconsistent", id="3x-above-5x"),
         pytest.param("MEDICATION_CODES", "C10AX11", "system|code", id="code-without-system"),
         pytest.param("PROFIL", "label", "unknown setting MIPOMERSEN_CDS_PROFIL", id="typo"),
+        pytest.param("ALLOW_HTTP_FHIR_SERVER", "maybe", "true or false", id="not-a-bool"),
+        pytest.param("FHIR_MAX_PAGES", "0", "at least 1", id="zero-pages"),
+        pytest.param("FHIR_MAX_RETRIES", "two", "whole number", id="retries-not-int"),
+        pytest.param(
+            "FHIR_SERVER_ALLOWLIST",
+            "ehr.example.org",
+            r"not an http\(s\) URL",
+            id="allowlist-without-scheme",
+        ),
     ],
 )
 def test_bad_value_is_refused_naming_the_variable(variable: str, value: str, message: str) -> None:
