@@ -30,7 +30,7 @@ from .discovery import (
 from .errors import FhirFetchError, PreconditionFailed
 from .hook_request import HookRequest, parse_hook_request
 from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
-from .rules import Evaluation, Occasion, RuleConfig, evaluate
+from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
 
 # Statuses of a MedicationRequest that no longer stand for a prescription.
 _VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})
@@ -102,27 +102,29 @@ def evaluate_hook(
         elif plan.state is KeyState.NULL:
             data.sources[key] = DataSource.NULL
 
-    def read(keys: Iterable[str] | None = None) -> PatientRecord:
+    def read(items: list[FhirItem]) -> PatientRecord:
         return read_patient_record(
-            data.all_items(keys),
+            items,
             draft_orders=request.draft_orders,
             medication_codes=medication_codes,
+            window=reading_window(rules, now),
         )
 
     if request.is_order_hook:
         # Involvement depends on the draft orders alone (and Medications they reference).
-        if not _orders_in_scope(request, read((MEDICATIONS_KEY,))):
+        medications = [item for item in data.all_items() if item.resource_type == "Medication"]
+        if not _orders_in_scope(request, read(medications)):
             return _done(None, data)
     else:
         _complete(request, data, (MEDICATIONS_KEY,), fetcher)
         _require(data, (MEDICATIONS_KEY,))
-        if not _orders_in_scope(request, read((MEDICATIONS_KEY,))):
+        if not _orders_in_scope(request, read(data.all_items((MEDICATIONS_KEY,)))):
             return _done(None, data)
     _complete(request, data, (*_RULE_KEYS, PATIENT_KEY), fetcher)
     _require(data, _RULE_KEYS)
     if PATIENT_KEY in data.failures:  # optional: the rules do not need it
         data.notes.append(f"{PATIENT_KEY} could not be obtained: {data.failures[PATIENT_KEY]}")
-    record = read()
+    record = read(data.all_items())
     orders = _orders_in_scope(request, record)
     occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
     evaluation = evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)

@@ -13,10 +13,12 @@ from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._times import parse_fhir_datetime
 from fhir_mappings._units import from_canonical, supported_units, to_canonical
+from fhir_mappings.values import ReadingWindow
 
 __all__ = [
     "FhirItem",
     "FhirMappingError",
+    "ReadingWindow",
     "analyte_for_loinc",
     "from_canonical",
     "loinc_codes",

@@ -8,7 +8,7 @@ the result's own normal `referenceRange.high`, converted to the canonical unit; 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from fhir_mappings._errors import FhirMappingError
 from fhir_mappings._json import JsonObject, codings, number_at, object_at, objects_at, str_at
@@ -119,6 +119,28 @@ def invalid_result(
         f"not valid FHIR at {problem.path}: {problem.message}",
         resource_ref(item),
     )
+
+
+def effective_day(resource: JsonObject) -> date | None:
+    """Return the calendar day of a result's effective time, cheaply, or None when unclear.
+
+    Used only to decide what to read: the first effective[x] present (else `issued`) by its
+    leading `YYYY-MM-DD`. The day may be off by one against UTC; callers allow a day's margin.
+    """
+    period = object_at(resource, "effectivePeriod")
+    for text in (
+        str_at(resource, "effectiveDateTime"),
+        str_at(period, "start") if period is not None else None,
+        str_at(period, "end") if period is not None else None,
+        str_at(resource, "effectiveInstant"),
+        str_at(resource, "issued"),
+    ):
+        if text is not None:
+            try:
+                return date.fromisoformat(text[:10])
+            except ValueError:
+                return None
+    return None
 
 
 def _effective_time(resource: JsonObject, path: str) -> tuple[datetime | None, bool, str]:

@@ -9,7 +9,9 @@ liver test, an `UnusableResult`); it never fails the record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from fhir_mappings._conditions import listed_coding, read_liver_condition
 from fhir_mappings._medications import (
@@ -19,6 +21,7 @@ from fhir_mappings._medications import (
     read_medication_order,
 )
 from fhir_mappings._observations import (
+    effective_day,
     invalid_result,
     liver_test_code,
     read_lab_result,
@@ -26,11 +29,14 @@ from fhir_mappings._observations import (
 from fhir_mappings._resources import FhirItem
 from fhir_mappings._validation import validation_problem
 from fhir_mappings.values import (
+    Analyte,
+    Bound,
     LabResult,
     LiverCondition,
     MedicationCodes,
     MedicationOrder,
     PatientRecord,
+    ReadingWindow,
     SkippedResource,
     UnusableResult,
 )
@@ -43,19 +49,25 @@ def read_patient_record(
     *,
     draft_orders: Iterable[FhirItem] = (),
     medication_codes: MedicationCodes = _NO_EXTRA_CODES,
+    window: ReadingWindow | None = None,
 ) -> PatientRecord:
     """Return what the rules need from the prefetch `items` and the `draft_orders`.
 
     MedicationRequests from `draft_orders` become orders with `is_draft_order=True`; of the other
-    draft resources only Medications are read, to resolve references from either source.
+    draft resources only Medications are read, to resolve references from either source. With a
+    `window`, liver results outside it are neither read nor validated (a long history costs
+    little more than its JSON); without one, every liver result is read.
     """
     reader = _RecordReader(medication_codes)
+    observations: list[_Candidate] = []
     requests: list[tuple[FhirItem, bool]] = []
     medications: list[FhirItem] = []
     for item in items:
         resource_type = item.resource_type
         if resource_type == "Observation":
-            reader.read_observation(item)
+            test = liver_test_code(item.resource)
+            if test is not None:
+                observations.append(_Candidate(len(observations), item, *test))
         elif resource_type == "Condition":
             reader.read_condition(item)
         elif resource_type == "MedicationRequest":
@@ -67,10 +79,25 @@ def read_patient_record(
             requests.append((item, True))
         elif item.resource_type == "Medication":
             medications.append(item)
+    reader.read_observations(observations, window)
     index = MedicationIndex(medications)
     for item, is_draft_order in requests:
         reader.read_medication_request(item, index, is_draft_order=is_draft_order)
     return reader.record()
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A liver-test Observation not read yet: its place in the input and its (cheap) day."""
+
+    order: int
+    item: FhirItem
+    analyte: Analyte
+    loinc: str
+    day: date | None = None
+
+    def __post_init__(self) -> None:
+        self.day = effective_day(self.item.resource)
 
 
 class _RecordReader:
@@ -85,23 +112,36 @@ class _RecordReader:
         self._conditions: list[LiverCondition] = []
         self._skipped: list[SkippedResource] = []
         self._medication_problems: dict[str, SkippedResource | None] = {}
+        self._observation_cache: dict[int, LabResult | UnusableResult] = {}
 
-    def read_observation(self, item: FhirItem) -> None:
-        """Add a liver-test Observation's result; ignore any other Observation."""
-        test = liver_test_code(item.resource)
-        if test is None:
-            return
-        analyte, loinc = test
+    def read_observations(self, candidates: list[_Candidate], window: ReadingWindow | None) -> None:
+        """Read the liver results the window keeps (all of them without a window)."""
+        if window is None:
+            chosen = candidates
+        else:
+            chosen = _in_window(candidates, window, self._read_observation)
+        for candidate in sorted(chosen, key=lambda c: c.order):  # keep the input's order
+            result = self._read_observation(candidate)
+            if isinstance(result, LabResult):
+                self._lab_results.append(result)
+            elif isinstance(result, UnusableResult):
+                self._unusable.append(result)
+
+    def _read_observation(self, candidate: _Candidate) -> LabResult | UnusableResult:
+        """Validate and read one liver-test Observation (once: later calls reuse the answer)."""
+        cached = self._observation_cache.get(candidate.order)
+        if cached is not None:
+            return cached
+        item = candidate.item
         problem = validation_problem(item)
+        result: LabResult | UnusableResult
         if problem is not None:
             self._skipped.append(problem)
-            self._unusable.append(invalid_result(item, analyte, loinc, problem))
-            return
-        result = read_lab_result(item, analyte, loinc)
-        if isinstance(result, LabResult):
-            self._lab_results.append(result)
+            result = invalid_result(item, candidate.analyte, candidate.loinc, problem)
         else:
-            self._unusable.append(result)
+            result = read_lab_result(item, candidate.analyte, candidate.loinc)
+        self._observation_cache[candidate.order] = result
+        return result
 
     def read_condition(self, item: FhirItem) -> None:
         """Add a Condition on the liver lists that counts; ignore any other Condition."""
@@ -157,3 +197,60 @@ class _RecordReader:
             if problem is not None:
                 self._skipped.append(problem)
         return self._medication_problems[path] is None
+
+
+def _in_window(
+    candidates: list[_Candidate],
+    window: ReadingWindow,
+    read: Callable[[_Candidate], LabResult | UnusableResult],
+) -> list[_Candidate]:
+    """Return the candidates inside `window`, reading (and validating) only what that needs.
+
+    Per analyte, results are read newest first until its latest usable result and its latest
+    usable exact one are known (every result of that day included). The usable results of the
+    anchor analytes read on the way, and `now`, fix where the window is measured from. Results
+    with no readable day are always kept; so are older ones that cannot be read as usable (they
+    are named on the card, never dropped for being unreadable).
+    """
+    by_analyte: dict[Analyte, list[_Candidate]] = {}
+    for candidate in candidates:
+        by_analyte.setdefault(candidate.analyte, []).append(candidate)
+    chosen: dict[int, _Candidate] = {}
+    anchors: list[datetime] = [window.now]
+    for analyte, group in by_analyte.items():
+        group.sort(key=lambda c: (c.day is None, c.day or date.min), reverse=True)
+        have_usable = have_exact = False
+        settled_on: date | None = None
+        for candidate in group:
+            if settled_on is not None and candidate.day != settled_on:
+                break
+            chosen[candidate.order] = candidate
+            result = read(candidate)
+            if isinstance(result, LabResult):
+                have_usable = True
+                have_exact = have_exact or result.bound is Bound.EXACT
+                if analyte in window.anchors:
+                    # Any of these may be the one a rule settles on (a floor or a ceiling can
+                    # be set aside as ambiguous), so each anchors the window.
+                    anchors.append(result.effective)
+            if have_usable and have_exact and settled_on is None:
+                settled_on = candidate.day
+    margin = timedelta(days=1)  # `day` is the day as written, not in UTC
+    recent_start = (min(anchors) - window.recent - margin).date()
+    older_start = (min(anchors) - window.lookback - margin).date()
+    for candidate in candidates:
+        if candidate.order in chosen:
+            continue
+        if candidate.day is None or candidate.day >= recent_start:
+            chosen[candidate.order] = candidate
+        elif candidate.day >= older_start and _worth_keeping(candidate, window):
+            chosen[candidate.order] = candidate
+    return list(chosen.values())
+
+
+def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:
+    """Return True when an older result may matter; a cheap read decides, unvalidated."""
+    if window.keep_older is None:
+        return True
+    result = read_lab_result(candidate.item, candidate.analyte, candidate.loinc)
+    return not isinstance(result, LabResult) or window.keep_older(result)

@@ -7,8 +7,9 @@ dotted path in the request) a number came from.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -186,6 +187,23 @@ class PatientRecord:
     def draft_orders(self) -> tuple[MedicationOrder, ...]:
         """Return the mipomersen orders that came in `context.draftOrders`."""
         return tuple(order for order in self.medication_orders if order.is_draft_order)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingWindow:
+    """Which liver results a caller can use, so the rest need not be read or validated.
+
+    Each analyte's latest usable result, and its latest usable exact one, are always read. The
+    window is measured back from the earliest of `now` and those results of the `anchors`
+    analytes: every result within `recent` of it is read; an older one within `lookback` is read
+    only when `keep_older` says so (all of them when it is None); anything older is left out.
+    """
+
+    now: datetime
+    recent: timedelta
+    lookback: timedelta
+    anchors: frozenset[Analyte] = TRANSAMINASES
+    keep_older: Callable[[LabResult], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)

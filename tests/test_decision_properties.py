@@ -6,7 +6,7 @@ give the same decision (policy 5): a lab in Europe and one in the US see the sam
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -14,8 +14,15 @@ from hypothesis import strategies as st
 
 from cds_service.evaluation import evaluate_hook
 from cds_service.hook_request import parse_hook_request
-from cds_service.rules import DecisionKind, RuleConfig
-from fhir_mappings import from_canonical, supported_units
+from cds_service.rules import (
+    DecisionKind,
+    Occasion,
+    Profile,
+    RuleConfig,
+    evaluate,
+    reading_window,
+)
+from fhir_mappings import ReadingWindow, from_canonical, read_patient_record, supported_units
 from fhir_mappings.values import Analyte, MedicationCodes
 from tests.fhir_builders import hook_request, medication_request, observation
 
@@ -82,3 +89,67 @@ def test_exact_boundaries_hold_in_si_units() -> None:
         observation("TBIL", 41.04, "2026-11-20", unit="umol/L"),
     )
     assert _decision(labs) is DecisionKind.DISCONTINUE
+
+
+_WINDOW_TESTS = ("ALT", "AST", "TBIL", "ALP", "INR")
+
+
+@st.composite
+def _history(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A random liver history over three years, denser near now, with awkward results."""
+    count = draw(st.integers(min_value=0, max_value=40))
+    labs = []
+    for _ in range(count):
+        test = draw(st.sampled_from(_WINDOW_TESTS))
+        days_ago = draw(st.one_of(st.integers(0, 120), st.integers(0, 1100)))
+        hour = draw(st.integers(0, 23))
+        when = (NOW - timedelta(days=days_ago)).replace(hour=hour).isoformat()
+        uln = {"ALT": 40.0, "AST": 40.0, "TBIL": 1.2, "ALP": 120.0, "INR": 1.0}[test]
+        value = round(uln * draw(st.sampled_from([0.5, 0.9, 1.5, 2.9, 3.0, 4.0, 5.0, 8.0])), 2)
+        kind = draw(
+            st.sampled_from(["exact"] * 6 + ["at-least", "at-most", "bad-unit", "retracted"])
+        )
+        labs.append(
+            observation(
+                test,
+                value,
+                when,
+                unit="mmol/L" if kind == "bad-unit" else None,
+                comparator={"at-least": ">=", "at-most": "<="}.get(kind),
+                status="entered-in-error" if kind == "retracted" else "final",
+            )
+        )
+    return labs
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    labs=_history(),
+    hook=st.sampled_from(["order-sign", "patient-view"]),
+    profile=st.sampled_from(list(Profile)),
+    started_days_ago=st.integers(1, 900),
+)
+def test_reading_only_the_window_never_changes_a_finding(
+    labs: list[dict[str, Any]], hook: str, profile: Profile, started_days_ago: int
+) -> None:
+    authored = (NOW - timedelta(days=started_days_ago)).date().isoformat()
+    body = hook_request(
+        hook,
+        drafts=(medication_request("d1"),) if hook == "order-sign" else (),
+        labs=tuple(labs),
+        medications=(medication_request("m1", status="active", authored=authored),),
+    )
+    request = parse_hook_request(body, expected_hook=hook)
+    config = RuleConfig(profile=profile)
+    items = [item for value in request.prefetch.values() if value for item in value]
+    occasion = Occasion.ORDERING if hook == "order-sign" else Occasion.CHART_REVIEW
+
+    def findings(window: ReadingWindow | None) -> Any:
+        record = read_patient_record(items, draft_orders=request.draft_orders, window=window)
+        orders = record.draft_orders or tuple(
+            order for order in record.medication_orders if order.status == "active"
+        )
+        evaluation = evaluate(record, orders=orders, occasion=occasion, config=config, now=NOW)
+        return evaluation.findings
+
+    assert findings(reading_window(config, NOW)) == findings(None)

@@ -19,6 +19,7 @@ from .decision import (
     Reason,
 )
 from .engine import evaluate
+from .relevance import reading_window
 
 __all__ = [
     "AssessedResult",
@@ -32,4 +33,5 @@ __all__ = [
     "Reason",
     "RuleConfig",
     "evaluate",
+    "reading_window",
 ]

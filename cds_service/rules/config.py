@@ -66,6 +66,30 @@ class RuleConfig:
     resolved_elevation_lookback: timedelta = timedelta(days=92)
     default_uln: Mapping[Analyte, float] = field(default_factory=lambda: DEFAULT_ULN)
 
+    @property
+    def recent_lookback(self) -> timedelta:
+        """Return how far back a rule looks at any result, from the latest ALT/AST or from now.
+
+        Windows over every result: confirmation (policy 3), discontinuation (policy 9), baseline
+        (policy 7) and follow-up tests (PI §2.3). Results older than this matter only as an
+        elevation (`elevation_lookback`) or as an analyte's latest result.
+        """
+        return max(
+            self.confirmation_window,
+            self.discontinue_window,
+            self.baseline_window,
+            self.repeat_within,
+        )
+
+    @property
+    def elevation_lookback(self) -> timedelta:
+        """Return how far back a rule looks for an earlier ALT/AST elevation (policies 1, 8)."""
+        return max(
+            self.recent_lookback,
+            self.conservative_after_elevation,
+            self.resolved_elevation_lookback,
+        )
+
     def __post_init__(self) -> None:
         if not 0 < self.elevation_multiple <= self.severe_elevation_multiple:
             raise ValueError("elevation multiples must satisfy 0 < elevation <= severe elevation")
