@@ -14,15 +14,18 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 from fhir_mappings.values import Analyte, MedicationCodes
 
 from .errors import ConfigurationError
 from .rules.config import DEFAULT_ULN, Profile, RuleConfig
+from .security_config import SECURITY_SETTING_NAMES, SecuritySettings, parse_security_settings
 
 PREFIX = "MIPOMERSEN_CDS_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_DATA_DIR = Path("data")  # relative to the working directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +35,13 @@ class Settings:
     rules: RuleConfig = field(default_factory=RuleConfig)
     medication_codes: MedicationCodes = field(default_factory=MedicationCodes)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    data_dir: Path = DEFAULT_DATA_DIR  # the service's own files (JWT replay store, ...)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
-    names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES"]
+    names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", "DATA_DIR", *SECURITY_SETTING_NAMES]
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
             names.append(_rule_variable(rule_field.name, rule_field.type))
@@ -77,6 +82,8 @@ def load_settings(
     if "MAX_BODY_BYTES" in values:
         max_body = int(_parse_positive_number("MAX_BODY_BYTES", values["MAX_BODY_BYTES"]))
     codes = _parse_medication_codes(values.get("MEDICATION_CODES", ""))
+    data_dir = Path(values.get("DATA_DIR", "").strip() or DEFAULT_DATA_DIR)
+    security = parse_security_settings(values)
     # A misspelt variable would silently leave a safety threshold at its default: refuse it.
     # MIPOMERSEN_CDS_TEST_* belong to the test harness, not to the service.
     unknown = sorted(name for name in set(values) - known if not name.startswith("TEST_"))
@@ -84,7 +91,13 @@ def load_settings(
         raise ConfigurationError(
             f"unknown setting {PREFIX}{unknown[0]}; known settings: " + ", ".join(setting_names())
         )
-    return Settings(rules=rules, medication_codes=codes, max_body_bytes=max_body)
+    return Settings(
+        rules=rules,
+        medication_codes=codes,
+        max_body_bytes=max_body,
+        data_dir=data_dir,
+        security=security,
+    )
 
 
 def _rule_variable(field_name: str, field_type: object) -> str:
