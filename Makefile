@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# `make run` is for local development: authentication off, bound to 127.0.0.1 (a warning is logged).
+MIPOMERSEN_CDS_AUTH ?= off
 
 .PHONY: run test lint typecheck pytest clean
 
@@ -20,7 +22,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
-	$(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
+	mkdir -p data
+	MIPOMERSEN_CDS_AUTH=$(MIPOMERSEN_CDS_AUTH) $(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

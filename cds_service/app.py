@@ -13,8 +13,11 @@ from typing import Any
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
+from .auth import install_authentication
 from .config import Settings, load_settings
 from .errors import HttpError
+from .http_hardening import install_http_hardening
+from .logging_setup import install_request_log
 from .responses import json_response
 
 EXTENSION_NAME = "mipomersen_cds"
@@ -42,7 +45,8 @@ def create_app(
     """Build the app: defaults, then `MIPOMERSEN_CDS_*` from `environ`, then `overrides`.
 
     `overrides` use unprefixed names (`{"PROFILE": "conservative"}`). A bad value raises
-    `ConfigurationError` naming the variable. `clock` and `new_id` are the seams that make
+    `ConfigurationError` naming the variable, and so does authentication left on (the default)
+    without trusted issuers or a public URL. `clock` and `new_id` are the seams that make
     responses reproducible in tests.
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
@@ -57,6 +61,10 @@ def create_app(
     from .views import bp
 
     app.register_blueprint(bp)
+    # Order matters: the request log times everything; preflights are answered before auth.
+    install_request_log(app)
+    install_http_hardening(app, settings.security)
+    install_authentication(app, settings)
     app.register_error_handler(HttpError, _render_http_error)
     app.register_error_handler(HTTPException, _render_werkzeug_error)
     app.register_error_handler(Exception, _render_unexpected_error)
