@@ -6,8 +6,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 # `make run` is for local development: authentication off, bound to 127.0.0.1 (a warning is logged).
 MIPOMERSEN_CDS_AUTH ?= off
+FUZZ_REQUESTS ?= 10000
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test fuzz lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,10 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest --cov --cov-report=term
+
+# schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python -m tests.fuzzing --requests $(FUZZ_REQUESTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
