@@ -13,7 +13,8 @@ the token is accepted only when all of these hold:
   `tenant` when the issuer lists tenants, and its `jti` was never used before.
 
 A failure is answered 401 with the same body whatever the reason; the reason is logged at INFO,
-never the token. Extra claims (`sub`, Epic's `nbf`) are tolerated.
+never the token. Extra claims (such as the `sub` Epic sends) are tolerated. Token times are
+checked against the system clock (PyJWT's), not the app's injectable evaluation clock.
 """
 
 from __future__ import annotations

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cds_service import create_app
 from cds_service.config import load_settings, setting_names
 from cds_service.errors import ConfigurationError
 from cds_service.security_config import (
@@ -236,3 +240,35 @@ def test_serving_with_auth_needs_issuers_and_a_public_url(
     with pytest.raises(ConfigurationError, match=message):
         require_serving_settings(settings)
     require_serving_settings(SecuritySettings(auth=AuthMode.OFF))
+
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_the_readme_issuer_examples_are_valid_settings() -> None:
+    examples = re.findall(r"MIPOMERSEN_CDS_TRUSTED_ISSUERS='(.*?)'", README.read_text(), re.S)
+    assert len(examples) == 2
+    sandbox, epic = (security(TRUSTED_ISSUERS=example) for example in examples)
+    (pinned,) = sandbox.trusted_issuers.values()
+    assert pinned.keys[0]["kid"] == "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"
+    assert pinned.jwks_url == "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+    (fetched,) = epic.trusted_issuers.values()
+    assert fetched.jwks_url and not fetched.keys and fetched.tenants == {"example-health"}
+
+
+def test_the_readme_recipe_for_a_local_token_works(tmp_path: Path) -> None:
+    (snippet,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(snippet, {})  # the README's own example
+    issuers, token = output.getvalue().splitlines()
+    app = create_app(
+        {
+            "TRUSTED_ISSUERS": issuers,
+            "PUBLIC_URL": "http://127.0.0.1:8080",
+            "DATA_DIR": str(tmp_path),
+        },
+        environ={},
+    )
+    response = app.test_client().get("/cds-services", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
