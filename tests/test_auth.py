@@ -537,9 +537,11 @@ def test_auth_required_without_its_settings_stops_start_up(
         create_app(settings, environ={})
 
 
-def test_auth_is_required_by_default() -> None:
+def test_auth_is_required_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match="MIPOMERSEN_CDS_TRUSTED_ISSUERS"):
         create_app(environ={})
+    assert list(tmp_path.iterdir()) == []  # refused before creating ./data
 
 
 def test_auth_off_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
