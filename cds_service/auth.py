@@ -175,7 +175,7 @@ class IssuerKeys:
             keys = document.get("keys") if isinstance(document, dict) else None
             if not isinstance(keys, list):
                 raise ValueError('the document is not a JWK Set {"keys": [...]}')
-        except (requests.RequestException, ValueError) as error:
+        except (requests.RequestException, ValueError, RecursionError) as error:
             logger.warning(
                 "cannot fetch the JWK Set of a trusted issuer",
                 extra={"fields": {"iss": self._issuer.issuer, "url": url, "error": str(error)}},

@@ -18,6 +18,8 @@ import requests
 import responses
 from flask import Flask, Response
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cds_service import create_app
 from cds_service.auth import (
@@ -49,6 +51,7 @@ from tests.tokens import (
     sandbox_headers,
     sandbox_token,
     sign,
+    sign_raw,
     trusted_issuers,
 )
 
@@ -557,3 +560,42 @@ def test_an_issuer_may_pin_keys_and_name_its_jku(tmp_path: Path) -> None:
     without_jku = sign(ec_key(), sandbox_claims(), sandbox_headers(ec_key(), jku=None))
     app = create_app(auth_settings(tmp_path), environ={})
     assert call(app.test_client(), bearer(without_jku)).status_code == 200
+
+
+_claim_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.lists(st.text(max_size=10), max_size=3)
+    | st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    claim=st.sampled_from(["iss", "aud", "exp", "iat", "nbf", "jti", "tenant", "sub"]),
+    value=_claim_values,
+    header=st.sampled_from(["kid", "typ", "jku", "alg"]),
+    header_value=_claim_values,
+    touch_header=st.booleans(),
+)
+def test_validly_signed_tokens_with_odd_values_get_200_or_401_never_500(
+    auth_client: FlaskClient,
+    claim: str,
+    value: Any,
+    header: str,
+    header_value: Any,
+    touch_header: bool,
+) -> None:
+    claims = sandbox_claims(path=DISCOVERY)
+    claims[claim] = value
+    headers = {"alg": "ES384", **sandbox_headers(ec_key())}
+    if touch_header:
+        headers[header] = header_value
+    token = sign_raw(ec_key(), headers, claims)
+    response = auth_client.get(DISCOVERY, headers=bearer(token))
+    assert response.status_code in (200, 401)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds_service import create_app
 from cds_service.config import load_settings, setting_names
@@ -18,6 +20,7 @@ from cds_service.security_config import (
     AuthMode,
     SecuritySettings,
     TrustedIssuer,
+    jwk_problem,
     require_serving_settings,
 )
 from tests.tokens import SANDBOX_ISS, SANDBOX_JKU, ec_key, jwks, rsa_key
@@ -272,3 +275,26 @@ def test_the_readme_recipe_for_a_local_token_works(tmp_path: Path) -> None:
     )
     response = app.test_client().get("/cds-services", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children)
+    ),
+    max_leaves=8,
+)
+_jwk_members = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.sampled_from([value, None, 7, [value]]) | _json
+        for name, value in PUBLIC_JWK.items()
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_jwk_members | _json)
+def test_any_json_as_a_jwk_is_judged_never_crashes(key: Any) -> None:
+    problem = jwk_problem(key, ("ES384", "RS384"))
+    assert problem is None or isinstance(problem, str)

@@ -22,7 +22,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm, get_default_algorithms
 
 SANDBOX_ISS = "https://sandbox.cds-hooks.org"
 SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
@@ -126,6 +126,13 @@ def _segment(value: dict[str, Any]) -> str:
 def encode_unsigned(header: dict[str, Any], claims: dict[str, Any], signature: str = "") -> str:
     """Return `header.claims.signature` without signing: `alg: none` and forgeries."""
     return f"{_segment(header)}.{_segment(claims)}.{signature}"
+
+
+def sign_raw(key: SigningKey, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """Sign any header and claims as they are (PyJWT's encode would check the header first)."""
+    signing_input = f"{_segment(header)}.{_segment(claims)}"
+    signature = get_default_algorithms()[key.alg].sign(signing_input.encode(), key.private)
+    return f"{signing_input}.{_b64(signature)}"
 
 
 def hmac_token(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
