@@ -400,6 +400,16 @@ def url_app(tmp_path: Path) -> Flask:
     )
 
 
+def fetched_keys(monotonic: Callable[[], float]) -> IssuerKeys:
+    """The sandbox issuer's keys, fetched from its jwks_url, with a controlled clock."""
+    return IssuerKeys(
+        TrustedIssuer(SANDBOX_ISS, jwks_url=SANDBOX_JKU),
+        algorithms=("ES384",),
+        session=requests.Session(),
+        monotonic=monotonic,
+    )
+
+
 @responses.activate
 def test_keys_are_fetched_from_jwks_url_and_cached(tmp_path: Path) -> None:
     jwks_call = responses.get(SANDBOX_JKU, json=jwks(ec_key(), rsa_key()))
@@ -414,12 +424,7 @@ def test_a_rotated_key_is_fetched_on_its_first_use(tmp_path: Path) -> None:
     new_key = ec_key("rotated-in")
     responses.get(SANDBOX_JKU, json=jwks(ec_key()))
     responses.get(SANDBOX_JKU, json=jwks(ec_key(), new_key))
-    keys = IssuerKeys(
-        TrustedIssuer(SANDBOX_ISS, jwks_url=SANDBOX_JKU),
-        algorithms=("ES384",),
-        session=requests.Session(),
-        monotonic=iter([0.0, JWKS_MIN_REFRESH_SECONDS]).__next__,
-    )
+    keys = fetched_keys(iter([0.0, JWKS_MIN_REFRESH_SECONDS]).__next__)
     assert keys.verifier(ec_key().kid, "ES384").key_id == ec_key().kid
     assert keys.verifier("rotated-in", "ES384").key_id == "rotated-in"
     assert len(responses.calls) == 2
@@ -431,12 +436,7 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_a_minute(
 ) -> None:
     jwks_call = responses.get(SANDBOX_JKU, json=jwks(ec_key()))
     clock = [1000.0]
-    keys = IssuerKeys(
-        TrustedIssuer(SANDBOX_ISS, jwks_url=SANDBOX_JKU),
-        algorithms=("ES384",),
-        session=requests.Session(),
-        monotonic=lambda: clock[0],
-    )
+    keys = fetched_keys(lambda: clock[0])
     for kid, advance, fetches in [
         ("forged-1", 0, 1),  # first use: fetch
         ("forged-2", 30, 1),  # unknown kid, 30 s later: no refetch
@@ -485,12 +485,7 @@ def test_a_failed_refresh_keeps_the_keys_already_fetched(tmp_path: Path) -> None
     responses.get(SANDBOX_JKU, json=jwks(ec_key()))
     responses.get(SANDBOX_JKU, status=503)
     clock = [0.0]
-    keys = IssuerKeys(
-        TrustedIssuer(SANDBOX_ISS, jwks_url=SANDBOX_JKU),
-        algorithms=("ES384",),
-        session=requests.Session(),
-        monotonic=lambda: clock[0],
-    )
+    keys = fetched_keys(lambda: clock[0])
     keys.verifier(ec_key().kid, "ES384")
     clock[0] = JWKS_MAX_AGE_SECONDS
     assert keys.verifier(ec_key().kid, "ES384").key_id == ec_key().kid
