@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# `make run` is for local development: authentication off, bound to 127.0.0.1 (a warning is logged).
+MIPOMERSEN_CDS_AUTH ?= off
+FUZZ_REQUESTS ?= 10000
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test fuzz lint typecheck pytest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +23,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
-	$(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
+	mkdir -p data
+	MIPOMERSEN_CDS_AUTH=$(MIPOMERSEN_CDS_AUTH) $(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest --cov --cov-report=term
+
+# schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python -m tests.fuzzing --requests $(FUZZ_REQUESTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -14,10 +14,13 @@ import requests
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
+from .auth import install_authentication
 from .config import Settings, load_settings
 from .errors import HttpError
 from .evaluation import PrefetchFetcher
 from .fhir_client import FhirClient, build_session
+from .http_hardening import install_http_hardening
+from .logging_setup import install_request_log
 from .responses import json_response
 
 EXTENSION_NAME = "mipomersen_cds"
@@ -47,7 +50,8 @@ def create_app(
     """Build the app: defaults, then `MIPOMERSEN_CDS_*` from `environ`, then `overrides`.
 
     `overrides` use unprefixed names (`{"PROFILE": "conservative"}`). A bad value raises
-    `ConfigurationError` naming the variable. `clock` and `new_id` are the seams that make
+    `ConfigurationError` naming the variable, and so does authentication left on (the default)
+    without trusted issuers or a public URL. `clock` and `new_id` are the seams that make
     responses reproducible in tests; `fhir_session` replaces the pooled session used to reach
     EHR FHIR servers.
     """
@@ -64,6 +68,10 @@ def create_app(
     from .views import bp
 
     app.register_blueprint(bp)
+    # Order matters: the request log times everything; preflights are answered before auth.
+    install_request_log(app)
+    install_http_hardening(app, settings.security)
+    install_authentication(app, settings)
     app.register_error_handler(HttpError, _render_http_error)
     app.register_error_handler(HTTPException, _render_werkzeug_error)
     app.register_error_handler(Exception, _render_unexpected_error)

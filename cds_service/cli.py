@@ -27,6 +27,7 @@ from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
+from .security_config import require_serving_settings
 
 EXIT_BAD_INPUT = 2
 _HOOK_SERVICES = {service.hook: service for service in SERVICES}
@@ -138,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(arguments: argparse.Namespace) -> int:
     try:
-        load_settings(os.environ)  # fail before forking workers, with the variable's name
+        # Fail before forking workers, with the variable's name.
+        require_serving_settings(load_settings(os.environ).security)
     except CdsServiceError as error:
         _print(f"mipomersen-cds: configuration error: {error}", sys.stderr)
         return EXIT_BAD_INPUT

@@ -14,15 +14,18 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 from fhir_mappings.values import Analyte, MedicationCodes
 
 from .errors import ConfigurationError
 from .rules.config import DEFAULT_ULN, Profile, RuleConfig
+from .security_config import SECURITY_SETTING_NAMES, SecuritySettings, parse_security_settings
 
 PREFIX = "MIPOMERSEN_CDS_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_DATA_DIR = Path("data")  # relative to the working directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class Settings:
     medication_codes: MedicationCodes = field(default_factory=MedicationCodes)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     fhir: FhirClientSettings = field(default_factory=FhirClientSettings)
+    data_dir: Path = DEFAULT_DATA_DIR  # the service's own files (JWT replay store, ...)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 _FHIR_SPECIAL_NAMES = {"allow_http": "ALLOW_HTTP_FHIR_SERVER", "allowlist": "FHIR_SERVER_ALLOWLIST"}
@@ -64,7 +69,7 @@ def _fhir_variable(field_name: str, field_type: object) -> str:
 
 def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
-    names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES"]
+    names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", "DATA_DIR", *SECURITY_SETTING_NAMES]
     names.extend(_fhir_variable(f.name, f.type) for f in dataclasses.fields(FhirClientSettings))
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
@@ -107,6 +112,8 @@ def load_settings(
         max_body = int(_parse_positive_number("MAX_BODY_BYTES", values["MAX_BODY_BYTES"]))
     codes = _parse_medication_codes(values.get("MEDICATION_CODES", ""))
     fhir = _parse_fhir_settings(values)
+    data_dir = Path(values.get("DATA_DIR", "").strip() or DEFAULT_DATA_DIR)
+    security = parse_security_settings(values)
     # A misspelt variable would silently leave a safety threshold at its default: refuse it.
     # MIPOMERSEN_CDS_TEST_* belong to the test harness, not to the service.
     unknown = sorted(name for name in set(values) - known if not name.startswith("TEST_"))
@@ -114,7 +121,14 @@ def load_settings(
         raise ConfigurationError(
             f"unknown setting {PREFIX}{unknown[0]}; known settings: " + ", ".join(setting_names())
         )
-    return Settings(rules=rules, medication_codes=codes, max_body_bytes=max_body, fhir=fhir)
+    return Settings(
+        rules=rules,
+        medication_codes=codes,
+        max_body_bytes=max_body,
+        fhir=fhir,
+        data_dir=data_dir,
+        security=security,
+    )
 
 
 def _parse_fhir_settings(values: Mapping[str, str]) -> FhirClientSettings:
@@ -129,9 +143,8 @@ def _parse_fhir_settings(values: Mapping[str, str]) -> FhirClientSettings:
         elif fhir_field.type == "float":
             parsed[fhir_field.name] = _parse_positive_number(name, text)
         elif fhir_field.type == "int":
-            parsed[fhir_field.name] = _parse_count(
-                name, text, minimum=0 if "retries" in name.lower() else 1
-            )
+            minimum = 0 if fhir_field.name == "max_retries" else 1
+            parsed[fhir_field.name] = _parse_count(name, text, minimum=minimum)
         else:
             parsed[fhir_field.name] = _parse_url_list(name, text)
     return FhirClientSettings(**parsed)  # type: ignore[arg-type]

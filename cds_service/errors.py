@@ -10,11 +10,13 @@
     │   └── FhirResponseInvalid      not JSON, too large, or not the resource type asked for
     └── HttpError                    answered as a FHIR OperationOutcome (CDS Hooks 3.0 ballot)
         ├── BadRequest               400: malformed JSON, wrong types, wrong hook, wrong patient
+        ├── Unauthorized             401: no valid CDS Hooks JWT (the reason is logged, never sent)
         ├── NotFound                 404: unknown service or path
         ├── MethodNotAllowed         405: wrong method (carries the allowed ones)
         ├── PreconditionFailed       412: required prefetch data absent and not obtainable
         ├── PayloadTooLarge          413: body over MIPOMERSEN_CDS_MAX_BODY_BYTES
-        └── UnsupportedMediaType     415: body is not JSON
+        ├── UnsupportedMediaType     415: body is not JSON
+        └── ServiceUnavailable       503: a dependency (the JWT replay store) cannot be reached
 
 Messages are written for the EHR integrator: they name the field (a dotted path) and the
 problem, never a token, a stack trace or a patient's clinical data.
@@ -105,6 +107,26 @@ class BadRequest(HttpError):
     issue_code = "invalid"
 
 
+class Unauthorized(HttpError):
+    """The request carries no valid CDS Hooks JWT (CDS Hooks 2.0.1 § Trusting CDS Clients).
+
+    Every failure gets the same body, as the CDS Hooks best practices advise; `reason` says why
+    for the log only and never names the token.
+    """
+
+    status = 401
+    issue_code = "login"
+
+    def __init__(self, reason: str, *, token_sent: bool) -> None:
+        super().__init__("authentication required: send a valid CDS Hooks JWT as a Bearer token")
+        self.reason = reason
+        self.token_sent = token_sent
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750 § 3.1: no error code when the request had no credentials at all.
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"' if self.token_sent else "Bearer"}
+
+
 class NotFound(HttpError):
     """No such service or path."""
 
@@ -165,3 +187,10 @@ class UnsupportedMediaType(HttpError):
 
     status = 415
     issue_code = "not-supported"
+
+
+class ServiceUnavailable(HttpError):
+    """A dependency the service cannot answer safely without is unreachable; retry later."""
+
+    status = 503
+    issue_code = "transient"

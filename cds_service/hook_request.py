@@ -16,6 +16,7 @@ from typing import Any
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
 from .errors import BadRequest
+from .json_limits import DEFAULT_MAX_JSON_DEPTH, exceeds_depth
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 SUPPORTED_HOOKS = ORDER_HOOKS | {"patient-view"}
@@ -62,21 +63,31 @@ class HookRequest:
         return f"Patient/{self.patient_id}"
 
 
-def decode_json_body(body: bytes) -> Any:
-    """Decode a request body as UTF-8 JSON, raising `BadRequest` with a clear reason."""
+def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
+    """Decode a request body as UTF-8 JSON, raising `BadRequest` with a clear reason.
+
+    Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH).
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadRequest(f"request body is not valid UTF-8 (byte {error.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise BadRequest(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} "
             f"column {error.colno}"
         ) from None
     except RecursionError:
-        raise BadRequest("request body is nested too deeply") from None
+        raise _nested_too_deeply(max_depth) from None
+    if exceeds_depth(value, max_depth):
+        raise _nested_too_deeply(max_depth)
+    return value
+
+
+def _nested_too_deeply(max_depth: int) -> BadRequest:
+    return BadRequest(f"request body is nested too deeply (more than {max_depth} levels)")
 
 
 def _reject_constant(name: str) -> Any:

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from .logging_setup import logging_config
+
 
 class _GunicornApplication(BaseApplication):  # type: ignore[misc]
     """Gunicorn configured in code; each worker builds its own app from the factory."""
@@ -35,8 +37,8 @@ def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
             "worker_class": "gthread",
             "timeout": 30,
             "graceful_timeout": 10,
-            "accesslog": "-",
-            # Path only: query strings could carry identifiers, and tokens never belong in logs.
-            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+            # JSON lines on stderr; the app logs each request itself (path only, never a token),
+            # so gunicorn's access log stays off.
+            "logconfig_dict": logging_config(),
         }
     ).run()

@@ -9,6 +9,7 @@ from .discovery import discovery_document, find_service
 from .errors import NotFound, UnsupportedMediaType
 from .evaluation import answer_hook
 from .hook_request import decode_json_body
+from .logging_setup import note_hook_call
 from .responses import json_response
 
 bp = Blueprint("cds_services", __name__)
@@ -28,8 +29,9 @@ def call_service(service_id: str) -> Response:
     service = find_service(service_id)
     if service is None:
         raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
-    body = decode_json_body(_json_body(request))
     state = service_state()
+    body = decode_json_body(_json_body(request), max_depth=state.settings.security.max_json_depth)
+    note_hook_call(hook_instance=body.get("hookInstance") if isinstance(body, dict) else None)
     answer = answer_hook(
         body,
         service=service,
@@ -38,6 +40,7 @@ def call_service(service_id: str) -> Response:
         new_id=state.new_id,
         fetcher=state.fetcher,
     )
+    note_hook_call(decision=answer.evaluation.kind.value if answer.evaluation else "none")
     return json_response(answer.body)
 
 

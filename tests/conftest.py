@@ -1,4 +1,4 @@
-"""Shared fixtures: an app with a fixed clock and predictable UUIDs, and its test client."""
+"""Shared fixtures: apps (auth off, or required) with a fixed clock and predictable UUIDs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import itertools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service import create_app
+from tests.tokens import auth_settings, ec_key, rsa_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -22,11 +24,31 @@ def sequential_ids() -> Callable[[], str]:
     return lambda: str(uuid.UUID(int=(0x4000 << 64) | (0x8 << 60) | next(counter)))
 
 
+# Functional tests run with authentication off; tests/test_auth.py covers it switched on.
+AUTH_OFF = {"AUTH": "off"}
+
+
 @pytest.fixture
 def app() -> Flask:
-    return create_app(environ={}, clock=lambda: NOW, new_id=sequential_ids())
+    return create_app(AUTH_OFF, environ={}, clock=lambda: NOW, new_id=sequential_ids())
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def auth_app(tmp_path: Path) -> Flask:
+    """An app with authentication required, trusting the sandbox issuer's ES384 and RS384 keys."""
+    return create_app(
+        auth_settings(tmp_path, ec_key(), rsa_key()),
+        environ={},
+        clock=lambda: NOW,
+        new_id=sequential_ids(),
+    )
+
+
+@pytest.fixture
+def auth_client(auth_app: Flask) -> FlaskClient:
+    return auth_app.test_client()

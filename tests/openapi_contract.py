@@ -4,7 +4,8 @@ HTTP tests call `assert_response_matches_openapi` after each request made with t
 client. It finds the documented operation for the method and path and lets openapi-core validate
 the status code, media type, body and headers. A method or path the document does not list has no
 operation to check against; such a request must be answered like the document's `NotFound` (404)
-or `MethodNotAllowed` (405) component responses, and those are checked here with JSON Schema.
+or `MethodNotAllowed` (405) component responses, or `Unauthorized` (401: authentication comes
+before routing), and those are checked here with JSON Schema.
 
 `schema_validator` gives the same JSON Schema 2020-12 validation (with `$ref`s resolved inside the
 document) for tests that check examples or hand-made bodies against one schema.
@@ -182,12 +183,13 @@ def assert_response_matches_openapi(
     request_body: bytes | None = None,
     content_type: str = "application/json",
     validate_request: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Raise AssertionError unless the response is one `openapi.yaml` allows for this request.
 
     `path` is the path the test client requested (a query string is allowed). With
-    `validate_request=True` the request body and content type are checked against the document
-    too, for tests whose requests are meant to be conforming.
+    `validate_request=True` the request body, content type and `headers` (e.g. `Authorization`)
+    are checked against the document too, for tests whose requests are meant to be conforming.
     """
     url = urlsplit(path)
     request = MockRequest(
@@ -195,6 +197,7 @@ def assert_response_matches_openapi(
         method,
         url.path,
         args=dict(parse_qsl(url.query)),
+        headers=dict(headers or {}),
         data=request_body,
         content_type=content_type,
     )
@@ -206,6 +209,8 @@ def assert_response_matches_openapi(
         expected_status, component = (
             (404, "NotFound") if isinstance(errors[0], PathNotFound) else (405, "MethodNotAllowed")
         )
+        if client_response.status_code == 401:
+            expected_status, component = 401, "Unauthorized"
         problems = [f"{errors[0]}: the answer must be {expected_status} (response {component})"]
         if client_response.status_code == expected_status:
             problems = _check_component_response(client_response, component)

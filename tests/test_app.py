@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from cds_service import create_app
 from cds_service.errors import ConfigurationError
 from tests.conformance import discovery_problems, response_problems
+from tests.conftest import AUTH_OFF
 from tests.fhir_builders import (
     PATIENT_ID,
     bundle,
@@ -311,7 +312,7 @@ def test_fhir_json_content_type_is_accepted(client: FlaskClient) -> None:
 
 
 def test_body_over_the_limit_is_413() -> None:
-    app = create_app({"MAX_BODY_BYTES": "1000"}, environ={})
+    app = create_app({"MAX_BODY_BYTES": "1000", **AUTH_OFF}, environ={})
     response = app.test_client().post(
         SIGN, data=json.dumps(hook_request(labs=NORMAL_LABS * 10)), content_type="application/json"
     )
@@ -349,7 +350,7 @@ def test_bad_configuration_stops_start_up_naming_the_variable(
 
 
 def test_environment_configures_the_profile() -> None:
-    app = create_app(environ={"MIPOMERSEN_CDS_PROFILE": "conservative"})
+    app = create_app(AUTH_OFF, environ={"MIPOMERSEN_CDS_PROFILE": "conservative"})
     labs = (observation("ALT", 130, "2026-11-20", high=40),) + NORMAL_LABS[1:]
     response = app.test_client().post(
         SIGN,

@@ -173,7 +173,16 @@ def test_serve_refuses_a_bad_configuration(
     assert status == 2 and "MIPOMERSEN_CDS_PROFILE" in err
 
 
+def test_serve_refuses_to_start_open_by_accident(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MIPOMERSEN_CDS_AUTH", raising=False)
+    status, _, err = run(["serve"], capsys)
+    assert status == 2 and "MIPOMERSEN_CDS_TRUSTED_ISSUERS is not set" in err
+
+
 def test_serve_runs_gunicorn_with_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIPOMERSEN_CDS_AUTH", "off")
     seen: dict[str, Any] = {}
     monkeypatch.setattr("cds_service.server.run_gunicorn", lambda **options: seen.update(options))
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000"]) == 0

@@ -20,7 +20,7 @@ from flask import Flask
 from cds_service import create_app
 from cds_service.errors import FhirFetchError
 from cds_service.fhir_client import _REQUESTS_ERRORS, map_requests_error
-from tests.conftest import NOW, sequential_ids
+from tests.conftest import AUTH_OFF, NOW, sequential_ids
 
 BASE = "https://ehr.example.org/fhir"
 TOKEN = "ehr-access-token-7f3a"
@@ -37,7 +37,7 @@ SEARCH_URLS = {
 
 
 def make_app(**overrides: str) -> Flask:
-    settings = {"FHIR_BACKOFF_SECONDS": "0.001", **overrides}
+    settings = {**AUTH_OFF, "FHIR_BACKOFF_SECONDS": "0.001", **overrides}
     return create_app(settings, environ={}, clock=lambda: NOW, new_id=sequential_ids())
 
 

@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 
 from cds_service import create_app
-from tests.conftest import NOW, sequential_ids
+from tests.conftest import AUTH_OFF, NOW, sequential_ids
 
 EXAMPLE = json.loads(
     (Path(__file__).parent.parent / "examples" / "withhold-alt-5x-uln.json").read_text()
@@ -99,7 +99,12 @@ def base_url(server: _FhirServer, mode: str) -> str:
 
 
 def make_app(**overrides: str) -> Flask:
-    settings = {"ALLOW_HTTP_FHIR_SERVER": "true", "FHIR_BACKOFF_SECONDS": "0.01", **overrides}
+    settings = {
+        **AUTH_OFF,
+        "ALLOW_HTTP_FHIR_SERVER": "true",
+        "FHIR_BACKOFF_SECONDS": "0.01",
+        **overrides,
+    }
     return create_app(settings, environ={}, clock=lambda: NOW, new_id=sequential_ids())
 
 

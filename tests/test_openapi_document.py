@@ -35,7 +35,9 @@ SERVICE_HOOKS = {
 }
 PREFETCH_KEYS = {"patient", "liverLabs", "medications", "conditions"}
 REQUIRED_PREFETCH_KEYS = {"liverLabs", "medications", "conditions"}
-CALL_SERVICE_STATUSES = {"200", "400", "404", "412", "413", "415", "500"}
+CALL_SERVICE_STATUSES = {"200", "400", "401", "404", "412", "413", "415", "500", "503"}
+DISCOVERY_STATUSES = {"200", "401", "500", "503"}
+BEARER = {"Authorization": "Bearer eyJhbGciOiJFUzM4NCJ9.e30.c2ln"}  # shape only; not verified
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -75,12 +77,31 @@ def test_operations_and_their_responses() -> None:
     operations = {(path, method): op for path, method, op in _operations()}
     assert {(path, method, op["operationId"]) for (path, method), op in operations.items()} == {
         ("/cds-services", "get", "discoverServices"),
+        ("/cds-services", "options", "preflightDiscovery"),
         ("/cds-services/{service_id}", "post", "callService"),
+        ("/cds-services/{service_id}", "options", "preflightService"),
     }
-    assert set(operations["/cds-services", "get"]["responses"]) == {"200", "500"}
+    assert set(operations["/cds-services", "get"]["responses"]) == DISCOVERY_STATUSES
     assert set(operations["/cds-services/{service_id}", "post"]["responses"]) == (
         CALL_SERVICE_STATUSES
     )
+    for path in ("/cds-services", "/cds-services/{service_id}"):
+        assert set(operations[path, "options"]["responses"]) == {"204"}
+
+
+def test_every_operation_but_the_preflight_requires_the_jwt() -> None:
+    document = load_document()
+    assert document["security"] == [{"cdsHooksJwt": []}]
+    scheme = document["components"]["securitySchemes"]["cdsHooksJwt"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    for claim in ("iss", "aud", "exp", "iat", "jti", "kid", "typ", "ES384", "RS384"):
+        assert claim in scheme["description"]
+    for path, method, operation in _operations():
+        if method == "options":
+            assert operation["security"] == [], path
+        else:
+            assert "security" not in operation, path
+            assert operation["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
 
 
 def _responses() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -99,16 +120,29 @@ def test_every_response_has_json_content_with_an_example(
     where: str, response: dict[str, Any]
 ) -> None:
     response = resolve(response["$ref"]) if "$ref" in response else response
+    if response is resolve("#/components/responses/Preflight"):
+        assert "content" not in response  # 204 No Content
+        return
     assert "application/json" in response["content"], where
     assert response["content"]["application/json"].get("examples"), where
 
 
-@pytest.mark.parametrize("name", sorted(load_document()["components"]["responses"]))
+ERROR_RESPONSES = sorted(set(load_document()["components"]["responses"]) - {"Preflight"})
+
+
+@pytest.mark.parametrize("name", ERROR_RESPONSES)
 def test_every_error_response_is_an_operation_outcome(name: str) -> None:
     response = load_document()["components"]["responses"][name]
     assert set(response["content"]) == {"application/json", "application/fhir+json"}
     for media_type in response["content"].values():
         assert media_type["schema"] == {"$ref": "#/components/schemas/OperationOutcome"}
+
+
+@pytest.mark.parametrize("name", sorted(load_document()["components"]["responses"]))
+def test_every_response_says_it_is_neither_cached_nor_sniffed(name: str) -> None:
+    headers = load_document()["components"]["responses"][name]["headers"]
+    assert headers["Cache-Control"] == {"$ref": "#/components/headers/CacheControl"}
+    assert headers["X-Content-Type-Options"] == {"$ref": "#/components/headers/XContentTypeOptions"}
 
 
 def test_method_not_allowed_requires_an_allow_header() -> None:
@@ -421,6 +455,12 @@ def _tiny_app(discovery: dict[str, Any], *, allow_header: bool = True) -> Flask:
     """Return an app with the two documented routes; errors are OperationOutcomes."""
     app = Flask(__name__)
 
+    @app.after_request
+    def protective_headers(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     @app.get("/cds-services")
     def discover() -> Response:
         return jsonify(discovery)
@@ -465,7 +505,12 @@ def test_helper_checks_the_call_and_optionally_the_request() -> None:
     good = json.dumps(_example("OrderSelectRequest")).encode()
     response = client.post(path, data=good, content_type="application/json")
     assert_response_matches_openapi(
-        response, method="POST", path=path, request_body=good, validate_request=True
+        response,
+        method="POST",
+        path=path,
+        request_body=good,
+        validate_request=True,
+        headers=BEARER,
     )
     bad_request = _example("OrderSelectRequest")
     bad_request["hookInstance"] = "not-a-uuid"
@@ -474,7 +519,12 @@ def test_helper_checks_the_call_and_optionally_the_request() -> None:
     assert_response_matches_openapi(response, method="POST", path=path, request_body=bad)
     with pytest.raises(AssertionError, match="request: body at hookInstance"):
         assert_response_matches_openapi(
-            response, method="POST", path=path, request_body=bad, validate_request=True
+            response,
+            method="POST",
+            path=path,
+            request_body=bad,
+            validate_request=True,
+            headers=BEARER,
         )
 
 
