@@ -13,6 +13,8 @@ from flask.testing import FlaskClient
 
 from cds_service import create_app
 
+pytest_plugins = ["tests.databases"]
+
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
