@@ -13,9 +13,11 @@ from typing import Any
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
+from .audit import AuditTrail
 from .config import Settings, load_settings
 from .errors import HttpError
 from .responses import json_response
+from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
 _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
@@ -25,11 +27,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
-    """What the views need per app: settings, the clock and the UUID factory."""
+    """What the views need per app: settings, the clock, the UUID factory and the database."""
 
     settings: Settings
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+    database: Database
+    audit: AuditTrail  # audit.failures counts audit records that could not be written
 
 
 def create_app(
@@ -43,9 +47,13 @@ def create_app(
 
     `overrides` use unprefixed names (`{"PROFILE": "conservative"}`). A bad value raises
     `ConfigurationError` naming the variable. `clock` and `new_id` are the seams that make
-    responses reproducible in tests.
+    responses reproducible in tests. The database is opened here (a SQLite database is
+    migrated to the current schema); `ServiceState.database.close()` releases it.
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
+    database = open_database(
+        settings.database_url, timeout_seconds=settings.database_timeout_seconds
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -53,6 +61,8 @@ def create_app(
         settings=settings,
         clock=clock or _utc_now,
         new_id=new_id or _random_uuid,
+        database=database,
+        audit=AuditTrail(database, profile=settings.rules.profile),
     )
     from .views import bp
 

@@ -4,11 +4,13 @@
     ├── ConfigurationError           a bad MIPOMERSEN_CDS_* value: start-up stops (not HTTP)
     └── HttpError                    answered as a FHIR OperationOutcome (CDS Hooks 3.0 ballot)
         ├── BadRequest               400: malformed JSON, wrong types, wrong hook, wrong patient
+        │   └── InvalidFields        400 naming every problem at once (feedback items)
         ├── NotFound                 404: unknown service or path
         ├── MethodNotAllowed         405: wrong method (carries the allowed ones)
         ├── PreconditionFailed       412: required prefetch data absent and not obtainable
         ├── PayloadTooLarge          413: body over MIPOMERSEN_CDS_MAX_BODY_BYTES
-        └── UnsupportedMediaType     415: body is not JSON
+        ├── UnsupportedMediaType     415: body is not JSON
+        └── ServiceUnavailable       503: the database could not store feedback; send it again
 
 Messages are written for the EHR integrator: they name the field (a dotted path) and the
 problem, never a token, a stack trace or a patient's clinical data.
@@ -16,6 +18,7 @@ problem, never a token, a stack trace or a patient's clinical data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -63,6 +66,25 @@ class BadRequest(HttpError):
 
     status = 400
     issue_code = "invalid"
+
+
+class InvalidFields(BadRequest):
+    """Several fields are wrong; one issue per `(path, message)`, each with its dotted path."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = tuple(problems)
+
+    def issues(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "severity": "error",
+                "code": self.issue_code,
+                "diagnostics": message,
+                "expression": [path],
+            }
+            for path, message in self.problems
+        ]
 
 
 class NotFound(HttpError):
@@ -120,3 +142,10 @@ class UnsupportedMediaType(HttpError):
 
     status = 415
     issue_code = "not-supported"
+
+
+class ServiceUnavailable(HttpError):
+    """A write the client relies on (feedback) did not reach the database; nothing was stored."""
+
+    status = 503
+    issue_code = "transient"

@@ -8,6 +8,7 @@ from .app import service_state
 from .discovery import discovery_document, find_service
 from .errors import NotFound, UnsupportedMediaType
 from .evaluation import answer_hook
+from .feedback import feedback_response, parse_feedback, store_feedback
 from .hook_request import decode_json_body
 from .responses import json_response
 
@@ -28,12 +29,25 @@ def call_service(service_id: str) -> Response:
     service = find_service(service_id)
     if service is None:
         raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
-    body = decode_json_body(_json_body(request))
     state = service_state()
-    answer = answer_hook(
-        body, service=service, settings=state.settings, now=state.clock(), new_id=state.new_id
-    )
+    with state.audit.hook_call(service.id, now=state.clock()) as call:
+        call.body = body = decode_json_body(_json_body(request))
+        call.answer = answer = answer_hook(
+            body, service=service, settings=state.settings, now=call.now, new_id=state.new_id
+        )
     return json_response(answer.body)
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def receive_feedback(service_id: str) -> Response:
+    """Store what clinicians did with cards (CDS Hooks 2.0.1 § Feedback); 200 once committed."""
+    service = find_service(service_id)
+    if service is None:
+        raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
+    items = parse_feedback(decode_json_body(_json_body(request)))
+    state = service_state()
+    receipts = store_feedback(state.database, service.id, items, received_at=state.clock())
+    return json_response(feedback_response(receipts))
 
 
 def _json_body(incoming: Request) -> bytes:

@@ -1,17 +1,23 @@
-"""Shared fixtures: an app with a fixed clock and predictable UUIDs, and its test client."""
+"""Shared fixtures: an app with a fixed clock and predictable UUIDs, and its test client.
+
+Every test runs in its own working directory with its own MIPOMERSEN_CDS_DATA_DIR, so the
+default SQLite database is the test's own. `tests.databases` adds the database fixtures.
+"""
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service import create_app
+from cds_service.app import EXTENSION_NAME
 
 pytest_plugins = ["tests.databases"]
 
@@ -24,9 +30,17 @@ def sequential_ids() -> Callable[[], str]:
     return lambda: str(uuid.UUID(int=(0x4000 << 64) | (0x8 << 60) | next(counter)))
 
 
+@pytest.fixture(autouse=True)
+def _own_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIPOMERSEN_CDS_DATA_DIR", str(tmp_path / "data"))
+
+
 @pytest.fixture
-def app() -> Flask:
-    return create_app(environ={}, clock=lambda: NOW, new_id=sequential_ids())
+def app() -> Iterator[Flask]:
+    app = create_app(environ={}, clock=lambda: NOW, new_id=sequential_ids())
+    yield app
+    app.extensions[EXTENSION_NAME].database.close()
 
 
 @pytest.fixture

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from cds_service import create_app
+from cds_service.app import EXTENSION_NAME, ServiceState
 from cds_service.storage import Database, upgrade
 
 TEST_DATABASE_VARIABLE = "MIPOMERSEN_CDS_TEST_DATABASE_URL"
@@ -66,3 +70,55 @@ def database(database_url: str) -> Iterator[Database]:
     upgrade(database_url)
     with Database(database_url, timeout_seconds=5) as opened:
         yield opened
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[AppFactory]:
+    """Return a factory of apps on the test database (migrated); every app is closed after."""
+    apps: list[Flask] = []
+    upgrade(database_url)
+
+    def make(
+        overrides: dict[str, str] | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> Flask:
+        settings = {"DATABASE_URL": database_url, **(overrides or {})}
+        app = create_app(settings, environ={}, clock=clock, new_id=new_id)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        state(app).database.close()
+
+
+def state(app: Flask) -> ServiceState:
+    """Return the app's ServiceState (database, audit trail, settings)."""
+    service_state: ServiceState = app.extensions[EXTENSION_NAME]
+    return service_state
+
+
+def dump(database: Database) -> str:
+    """Return every row of every table in the database's schema as text (a whole-database dump)."""
+    lines: list[str] = []
+    with database.session() as session:
+        if database.is_sqlite:
+            connection = session.connection().connection.driver_connection
+            assert connection is not None
+            lines.extend(connection.iterdump())
+        else:
+            tables = session.scalars(
+                text(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema() ORDER BY table_name"
+                )
+            ).all()
+            for table in tables:
+                rows = session.execute(text(f'SELECT row_to_json(t)::text FROM "{table}" t'))
+                lines.extend(f"{table}: {row}" for (row,) in rows)
+    return "\n".join(lines)
