@@ -52,7 +52,9 @@ def create_app(
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
     database = open_database(
-        settings.database_url, timeout_seconds=settings.database_timeout_seconds
+        settings.database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        tolerate_outage=True,
     )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

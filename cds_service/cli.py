@@ -1,4 +1,7 @@
-"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate a file offline."""
+"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate a file offline.
+
+The commands over stored feedback and audit records live in `records_cli`.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from .discovery import (
 from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
 from .hook_request import decode_json_body
+from .records_cli import add_commands as add_record_commands
+from .storage import open_database
 
 EXIT_BAD_INPUT = 2
 _HOOK_SERVICES = {service.hook: service for service in SERVICES}
@@ -114,12 +119,20 @@ def _parser() -> argparse.ArgumentParser:
         help="text reads like the card an EHR shows; json is the CDS Hooks response body",
     )
     evaluate.set_defaults(handler=_evaluate)
+    add_record_commands(commands)
     return parser
 
 
 def _serve(arguments: argparse.Namespace) -> int:
     try:
-        load_settings(os.environ)  # fail before forking workers, with the variable's name
+        # Fail before forking workers, naming the variable; migrate SQLite (or check the
+        # PostgreSQL schema) once, before the workers start.
+        settings = load_settings(os.environ)
+        open_database(
+            settings.database_url,
+            timeout_seconds=settings.database_timeout_seconds,
+            tolerate_outage=True,
+        ).close()
     except CdsServiceError as error:
         _print(f"mipomersen-cds: configuration error: {error}", sys.stderr)
         return EXIT_BAD_INPUT

@@ -24,6 +24,12 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+
+def iso_instant(moment: datetime) -> str:
+    """Return an instant as RFC 3339 in UTC with `Z`, as exports and reports print it."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 # A 64-bit key on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 Identifier = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -97,6 +103,27 @@ class AuditRecord(Base):
     issues: Mapped[list[Any]] = mapped_column(default=list)  # errors: [{"code", "expression"}]
     duration_ms: Mapped[float] = mapped_column(Float)
 
+    def to_json(self) -> dict[str, Any]:
+        """Return the record as one line of `mipomersen-cds audit export` (every key, always)."""
+        return {
+            "time": iso_instant(self.recorded_at),
+            "service": self.service_id,
+            "status": self.status,
+            "hook": self.hook,
+            "hookInstance": self.hook_instance,
+            "patient": self.patient_reference,
+            "profile": self.profile,
+            "decision": self.decision,
+            "reason": self.reason,
+            "rule": self.rule,
+            "card": self.card_uuid,
+            "suggestions": self.suggestion_uuids,
+            "resources": self.resources,
+            "dataSources": self.data_sources,
+            "issues": self.issues,
+            "durationMs": self.duration_ms,
+        }
+
 
 class FeedbackRecord(Base):
     """One feedback item a CDS client sent about a card (CDS Hooks 2.0.1 § Feedback).
@@ -120,3 +147,25 @@ class FeedbackRecord(Base):
     override_code: Mapped[str | None] = mapped_column(Text)
     override_display: Mapped[str | None] = mapped_column(Text)
     user_comment: Mapped[str | None] = mapped_column(Text)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the item as one line of `mipomersen-cds feedback export` (every key, always)."""
+        reason = {"system": self.override_system, "code": self.override_code}
+        if self.override_display is not None:
+            reason["display"] = self.override_display
+        override: dict[str, Any] | None = None
+        if self.override_code is not None or self.user_comment is not None:
+            override = {
+                "reason": reason if self.override_code is not None else None,
+                "userComment": self.user_comment,
+            }
+        return {
+            "receivedAt": iso_instant(self.received_at),
+            "service": self.service_id,
+            "card": self.card_uuid,
+            "cardStatus": self.card_status,
+            "outcome": self.outcome,
+            "outcomeTimestamp": iso_instant(self.outcome_timestamp),
+            "acceptedSuggestions": [{"id": suggestion} for suggestion in self.accepted_suggestions],
+            "overrideReason": override,
+        }

@@ -36,13 +36,13 @@ MIGRATION_LOCK_TIMEOUT_SECONDS = 60.0
 POSTGRESQL_MIGRATION_LOCK = 0x6D69706F  # "mipo"
 
 
-def open_database(url: str, *, timeout_seconds: float) -> Database:
+def open_database(url: str, *, timeout_seconds: float, tolerate_outage: bool = False) -> Database:
     """Return the database at `url`, its schema current: SQLite upgraded, PostgreSQL checked.
 
-    A SQLite file that cannot be created or migrated stops start-up (`ConfigurationError`). An
-    unreachable PostgreSQL does not: the service must answer hook calls during a database
-    outage, so the problem is logged and every write fails (and is counted) until it is back.
-    A reachable PostgreSQL whose schema is not current stops start-up.
+    A SQLite file that cannot be created or migrated raises `ConfigurationError`, and so does a
+    PostgreSQL schema that is not current. An unreachable PostgreSQL raises the driver's error,
+    unless `tolerate_outage` (the web service): it must answer hook calls during a database
+    outage, so the problem is logged and every write fails, and is counted, until it is back.
     """
     if is_sqlite(url):
         try:
@@ -56,6 +56,8 @@ def open_database(url: str, *, timeout_seconds: float) -> Database:
         try:
             check_current(url, timeout_seconds=timeout_seconds)
         except SQLAlchemyError as error:
+            if not tolerate_outage:
+                raise
             logger.error(
                 "database unreachable at start-up (%s); cards are still returned, audit records "
                 "and feedback fail until it is back",

@@ -10,6 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import OperationalError
 
 from cds_service.errors import ConfigurationError
 from cds_service.storage import head_revision, open_database, upgrade
@@ -101,9 +102,16 @@ def test_postgresql_is_never_migrated_implicitly(postgresql_url: str) -> None:
         pass
 
 
-def test_unreachable_postgresql_does_not_stop_start_up(caplog: pytest.LogCaptureFixture) -> None:
+def test_unreachable_postgresql_stops_a_command() -> None:
+    with pytest.raises(OperationalError):
+        open_database("postgresql+psycopg://cds:hunter2@127.0.0.1:1/cds", timeout_seconds=1)
+
+
+def test_unreachable_postgresql_does_not_stop_the_service(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     url = "postgresql+psycopg://cds:hunter2@127.0.0.1:1/cds"
-    with open_database(url, timeout_seconds=1) as database:
+    with open_database(url, timeout_seconds=1, tolerate_outage=True) as database:
         assert not database.is_sqlite
     (message,) = [record.getMessage() for record in caplog.records]
     assert message.startswith("database unreachable at start-up (OperationalError: ")
