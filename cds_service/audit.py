@@ -6,10 +6,12 @@ decision, reason, rule, card and suggestion uuids, the type/id/version of every 
 decision used, where each prefetch key's data came from, the status and the duration. Never a
 token, a FHIR resource or a value from one.
 
-The write is synchronous, so a `200` card means its audit record is committed (one fsync,
-~0.3 ms on SQLite; `bench/audit_cost.py`). A failed write never changes or withholds the answer:
-it is logged without data and counted in `AuditTrail.failures`; the wait for a stuck database
-is bounded by `MIPOMERSEN_CDS_DATABASE_TIMEOUT_SECONDS`.
+The write is synchronous, so an answered hook call has its audit record committed: it survives
+a crash or SIGKILL of the service (`storage.database` says why there is no fsync per record,
+and what a power loss may cost); `bench/audit_cost.py` measures what the write adds to a call.
+A failed write never changes or withholds the answer: it is logged without data and counted in
+`AuditTrail.failures`; the wait for a stuck database is bounded by
+`MIPOMERSEN_CDS_DATABASE_TIMEOUT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from fhir_mappings.values import ResourceRef, SkippedResource
 from .errors import HttpError
 from .evaluation import HookAnswer
 from .rules import Evaluation, Profile
-from .storage import AuditRecord, Database, describe_database_error
+from .storage import Database, describe_database_error
+from .storage.repository import insert_audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +89,8 @@ class AuditTrail:
             record = audit_record(
                 call, status=status, issues=issues, duration_ms=duration_ms, profile=self._profile
             )
-            with self._database.transaction() as session:
-                session.add(record)
+            with self._database.engine.begin() as connection:
+                insert_audit_record(connection, record)
         except SQLAlchemyError as error:
             failures = self._count_failure()
             logger.error(
@@ -113,8 +116,8 @@ def audit_record(
     issues: list[dict[str, Any]],
     duration_ms: float,
     profile: Profile,
-) -> AuditRecord:
-    """Return the audit record of a hook call (not yet written)."""
+) -> dict[str, Any]:
+    """Return the columns of the hook call's `AuditRecord` (not yet written)."""
     body = call.body if isinstance(call.body, dict) else {}
     context = body.get("context")
     patient_id = _sent_text(context.get("patientId")) if isinstance(context, dict) else None
@@ -123,26 +126,26 @@ def audit_record(
     finding = evaluation.decision if evaluation else None
     cards: list[dict[str, Any]] = answer.body["cards"] if answer else []
     card = cards[0] if cards else None  # cards.render_cards issues one card at most
-    return AuditRecord(
-        recorded_at=call.now,
-        service_id=call.service_id,
-        status=status,
-        hook=_sent_text(body.get("hook")),
-        hook_instance=_sent_text(body.get("hookInstance")),
-        patient_reference=f"Patient/{patient_id}" if patient_id else None,
-        profile=profile.value,
-        decision=evaluation.kind.value if evaluation else None,
-        reason=finding.reason.value if finding else None,
-        rule=finding.rule if finding else None,
-        card_uuid=card.get("uuid") if card else None,
-        suggestion_uuids=[s["uuid"] for s in (card or {}).get("suggestions", []) if "uuid" in s],
-        resources=used_resources(evaluation) if evaluation else [],
-        data_sources={key: source.value for key, source in answer.data_sources.items()}
+    return {
+        "recorded_at": call.now,
+        "service_id": call.service_id,
+        "status": status,
+        "hook": _sent_text(body.get("hook")),
+        "hook_instance": _sent_text(body.get("hookInstance")),
+        "patient_reference": f"Patient/{patient_id}" if patient_id else None,
+        "profile": profile.value,
+        "decision": evaluation.kind.value if evaluation else None,
+        "reason": finding.reason.value if finding else None,
+        "rule": finding.rule if finding else None,
+        "card_uuid": card.get("uuid") if card else None,
+        "suggestion_uuids": [s["uuid"] for s in (card or {}).get("suggestions", []) if "uuid" in s],
+        "resources": used_resources(evaluation) if evaluation else [],
+        "data_sources": {key: source.value for key, source in answer.data_sources.items()}
         if answer
         else {},
-        issues=issues,
-        duration_ms=round(duration_ms, 3),
-    )
+        "issues": issues,
+        "duration_ms": round(duration_ms, 3),
+    }
 
 
 def used_resources(evaluation: Evaluation) -> list[dict[str, str]]:

@@ -273,7 +273,7 @@ def store_feedback(
     """
     fingerprints = [item.fingerprint(service_id) for item in items]
     try:
-        with database.transaction() as session:
+        with database.transaction(durable=True) as session:
             issuers = card_issuers(session, {item.card for item in items})
             statuses = [_card_status(issuers.get(item.card, set()), service_id) for item in items]
             rows = {

@@ -1,15 +1,20 @@
 """Engines and sessions: SQLite (WAL) by default, PostgreSQL through psycopg 3 by URL.
 
-Built per app or per CLI command, never at import. SQLite connections set, on connect:
+Built per app or per CLI command, never at import. Two kinds of commit:
 
-- `journal_mode=WAL`: readers (exports, reports) never block the service's writes;
-- `synchronous=FULL`: a commit returns only after the WAL is fsynced. `NORMAL` would already
-  survive a SIGKILL of the server process (the committed frames are in the OS page cache), but
-  not a power loss or kernel crash; a feedback `200` promises the record is stored, so the
-  service pays one fsync per commit (about 0.3 ms here, see `bench/audit_cost.py`);
-- `busy_timeout`: how long a write waits for another writer (`DATABASE_TIMEOUT_SECONDS`).
+- ordinary (the audit record of every hook call): committed when the database has it, not yet
+  on disk. SQLite `synchronous=NORMAL` in WAL mode: the commit has written its WAL frames into
+  the OS page cache, so it survives a crash or SIGKILL of the service; a power loss or kernel
+  crash may lose the last seconds of records, never the database. PostgreSQL
+  `synchronous_commit=off`: the server has the commit; a crash of the PostgreSQL server may
+  lose its last ~0.6 s. This keeps an fsync (0.3 to 4 ms on this machine) off every hook call;
+- durable (`transaction(durable=True)`: feedback, whose `200` tells the client not to resend):
+  the commit returns once the WAL is on disk (SQLite `synchronous=FULL`, PostgreSQL's default
+  `synchronous_commit=on`), so it survives a power loss too.
 
-On PostgreSQL the same timeout bounds connecting, waiting for a pooled connection and each
+SQLite connections also set `journal_mode=WAL` (readers such as exports never block writes)
+and `busy_timeout` (`DATABASE_TIMEOUT_SECONDS`: how long a write waits for another writer). On
+PostgreSQL the same timeout bounds connecting, waiting for a pooled connection and each
 statement, and connections are pinged before use so a restarted server costs no record.
 """
 
@@ -36,24 +41,31 @@ def is_sqlite(url: str | URL) -> bool:
 
 
 def create_database_engine(
-    url: str | URL, *, timeout_seconds: float, immediate_transactions: bool = False
+    url: str | URL,
+    *,
+    timeout_seconds: float,
+    durable: bool = False,
+    immediate_transactions: bool = False,
 ) -> Engine:
     """Return an engine for `url` with the service's pragmas or timeouts.
 
+    `durable` makes every commit wait for the disk (see the module docstring).
     `immediate_transactions` (SQLite only) makes every transaction `BEGIN IMMEDIATE`: it takes
     the write lock at once, so concurrent migrations run one after the other.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, hide_parameters=True, pool_timeout=timeout_seconds)
-        event.listen(engine, "connect", _sqlite_pragmas(timeout_seconds, immediate_transactions))
+        pragmas = _sqlite_pragmas(timeout_seconds, durable, immediate_transactions)
+        event.listen(engine, "connect", pragmas)
         if immediate_transactions:
             event.listen(engine, "begin", _begin_immediate)
         return engine
-    timeout_ms = int(timeout_seconds * 1000)
     sent = parsed.query.get("options", ())
     options = [sent] if isinstance(sent, str) else list(sent)
-    options.append(f"-c statement_timeout={timeout_ms}")
+    options.append(f"-c statement_timeout={int(timeout_seconds * 1000)}")
+    if not durable:
+        options.append("-c synchronous_commit=off")
     parsed = parsed.update_query_dict({"options": " ".join(options)})
     connect_args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(timeout_seconds))}
     if "application_name" not in parsed.query:
@@ -67,8 +79,9 @@ def create_database_engine(
     )
 
 
-def _sqlite_pragmas(timeout_seconds: float, immediate_transactions: bool) -> Any:
+def _sqlite_pragmas(timeout_seconds: float, durable: bool, immediate_transactions: bool) -> Any:
     timeout_ms = int(timeout_seconds * 1000)
+    synchronous = "FULL" if durable else "NORMAL"
 
     def set_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
         if immediate_transactions:
@@ -78,7 +91,7 @@ def _sqlite_pragmas(timeout_seconds: float, immediate_transactions: bool) -> Any
         try:
             cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
         finally:
             cursor.close()
 
@@ -90,12 +103,20 @@ def _begin_immediate(connection: Any) -> None:
 
 
 class Database:
-    """An engine and its session factory; `close()` releases the pooled connections."""
+    """Engines and session factories for one database; `close()` releases pooled connections.
+
+    Durable transactions have their own pool (created on first use): SQLite cannot change
+    `synchronous` inside a transaction, and PostgreSQL's setting is per connection here.
+    """
 
     def __init__(self, url: str, *, timeout_seconds: float) -> None:
         self.url = url
         self.engine = create_database_engine(url, timeout_seconds=timeout_seconds)
+        self._durable_engine = create_database_engine(
+            url, timeout_seconds=timeout_seconds, durable=True
+        )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._durable_sessions = sessionmaker(self._durable_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,9 +124,13 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """Yield a session in a transaction: committed on exit, rolled back on an error."""
-        with self._sessions.begin() as session:
+    def transaction(self, *, durable: bool = False) -> Iterator[Session]:
+        """Yield a session in a transaction: committed on exit, rolled back on an error.
+
+        `durable`: the commit returns only once it is on disk (see the module docstring).
+        """
+        sessions = self._durable_sessions if durable else self._sessions
+        with sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -117,6 +142,7 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection (the database stays usable: it reconnects)."""
         self.engine.dispose()
+        self._durable_engine.dispose()
 
     def __enter__(self) -> Database:
         return self

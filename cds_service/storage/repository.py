@@ -7,13 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .models import AuditRecord, CardStatus, FeedbackRecord
 
 _STREAM_BATCH = 500
+
+
+def insert_audit_record(connection: Connection, values: Mapping[str, Any]) -> None:
+    """Insert one audit record (column name -> value) with a single Core INSERT.
+
+    It runs on every hook call, so it skips the ORM's unit of work (a third of the cost).
+    """
+    connection.execute(insert(AuditRecord), [dict(values)])
 
 
 def card_issuers(session: Session, card_uuids: Collection[str]) -> dict[str, set[str]]:

@@ -121,7 +121,10 @@ def _migration_connection(url: str) -> Iterator[Connection]:
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(
-        parsed, timeout_seconds=MIGRATION_LOCK_TIMEOUT_SECONDS, immediate_transactions=True
+        parsed,
+        timeout_seconds=MIGRATION_LOCK_TIMEOUT_SECONDS,
+        durable=True,
+        immediate_transactions=True,
     )
     try:
         with engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE takes the write lock

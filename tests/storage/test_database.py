@@ -8,27 +8,44 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from cds_service.storage import AuditRecord, Database, describe_database_error
 
 
-def test_sqlite_connections_use_wal_fsync_on_commit_and_wait_for_locks(tmp_path: Path) -> None:
+def sqlite_pragmas(session: Session) -> dict[str, object]:
+    names = ("journal_mode", "synchronous", "busy_timeout")
+    return {name: session.execute(text(f"PRAGMA {name}")).scalar() for name in names}
+
+
+def test_sqlite_uses_wal_waits_for_locks_and_fsyncs_only_durable_commits(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'cds.sqlite3'}", timeout_seconds=5)
-    with database, database.session() as session:
-        pragmas = {
-            name: session.execute(text(f"PRAGMA {name}")).scalar()
-            for name in ("journal_mode", "synchronous", "busy_timeout")
-        }
-    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 5000}  # 2: FULL
+    with database:
+        with database.transaction() as session:
+            ordinary = sqlite_pragmas(session)
+        with database.transaction(durable=True) as session:
+            durable = sqlite_pragmas(session)
+    assert ordinary == {"journal_mode": "wal", "synchronous": 1, "busy_timeout": 5000}  # NORMAL
+    assert durable == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 5000}  # FULL
+
+
+def postgresql_settings(session: Session) -> tuple[object, ...]:
+    names = ("statement_timeout", "application_name", "synchronous_commit")
+    return tuple(session.execute(text(f"SHOW {name}")).scalar() for name in names)
 
 
 @pytest.mark.postgres
-def test_postgresql_statements_time_out_and_name_the_application(postgresql_url: str) -> None:
+def test_postgresql_times_out_names_itself_and_waits_only_for_durable_commits(
+    postgresql_url: str,
+) -> None:
     database = Database(postgresql_url, timeout_seconds=5)
-    with database, database.session() as session:
-        timeout = session.execute(text("SHOW statement_timeout")).scalar()
-        application = session.execute(text("SHOW application_name")).scalar()
-    assert (timeout, application) == ("5s", "mipomersen-cds")
+    with database:
+        with database.transaction() as session:
+            ordinary = postgresql_settings(session)
+        with database.transaction(durable=True) as session:
+            durable = postgresql_settings(session)
+    assert ordinary == ("5s", "mipomersen-cds", "off")
+    assert durable == ("5s", "mipomersen-cds", "on")
 
 
 def audit_record(**fields: object) -> AuditRecord:
