@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# Where the service keeps its SQLite database; the service reads the same variable.
+MIPOMERSEN_CDS_DATA_DIR ?= data
 
 .PHONY: run test lint typecheck pytest clean
 
@@ -20,6 +22,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
+	mkdir -p "$(MIPOMERSEN_CDS_DATA_DIR)"
 	$(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
