@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from fhir_mappings.values import ResourceRef, SkippedResource
 
@@ -76,6 +77,9 @@ class AuditTrail:
             status = 200
         except HttpError as error:
             status, issues = error.status, _issue_locations(error)
+            raise
+        except HTTPException as error:  # e.g. werkzeug's 413 for a body over the limit
+            status = error.code or status
             raise
         finally:
             duration_ms = (time.perf_counter() - started) * 1000

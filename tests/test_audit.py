@@ -213,6 +213,12 @@ def test_refused_calls_are_recorded_with_status_and_where_it_failed(
     assert record.issues == issues
 
 
+def test_a_body_over_the_limit_is_recorded_as_413(make_app: AppFactory) -> None:
+    app = make_app({"MAX_BODY_BYTES": "100"})
+    assert call(app.test_client(), SEVERE).status_code == 413
+    assert [(record.status, record.hook) for record in records(app)] == [(413, None)]
+
+
 def test_an_unexpected_error_is_recorded_as_500(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
