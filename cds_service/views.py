@@ -1,11 +1,11 @@
-"""HTTP endpoints (CDS Hooks 2.0.1 § Discovery and § Calling a CDS Service); thin by design."""
+"""HTTP endpoints (CDS Hooks 2.0.1 § Discovery, § Calling a CDS Service, § Feedback); thin."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Request, Response, request
 
 from .app import service_state
-from .discovery import discovery_document, find_service
+from .discovery import ServiceDefinition, discovery_document, find_service
 from .errors import NotFound, UnsupportedMediaType
 from .evaluation import answer_hook
 from .feedback import feedback_response, parse_feedback, store_feedback
@@ -26,9 +26,7 @@ def discover_services() -> Response:
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     """Evaluate one hook call and answer with at most one card."""
-    service = find_service(service_id)
-    if service is None:
-        raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
+    service = _service(service_id)
     state = service_state()
     with state.audit.hook_call(service.id, now=state.clock()) as call:
         call.body = body = decode_json_body(_json_body(request))
@@ -41,13 +39,18 @@ def call_service(service_id: str) -> Response:
 @bp.post("/cds-services/<service_id>/feedback")
 def receive_feedback(service_id: str) -> Response:
     """Store what clinicians did with cards (CDS Hooks 2.0.1 § Feedback); 200 once committed."""
-    service = find_service(service_id)
-    if service is None:
-        raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
+    service = _service(service_id)
     items = parse_feedback(decode_json_body(_json_body(request)))
     state = service_state()
     receipts = store_feedback(state.database, service.id, items, received_at=state.clock())
     return json_response(feedback_response(receipts))
+
+
+def _service(service_id: str) -> ServiceDefinition:
+    service = find_service(service_id)
+    if service is None:
+        raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
+    return service
 
 
 def _json_body(incoming: Request) -> bytes:
