@@ -197,4 +197,5 @@ def _issue_locations(error: HttpError) -> list[dict[str, Any]]:
 def _sent_text(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
-    return value[:MAX_SENT_TEXT]
+    # PostgreSQL text cannot hold NUL, which JSON allows: never lose a record over it.
+    return value[:MAX_SENT_TEXT].replace("\x00", "\N{REPLACEMENT CHARACTER}")

@@ -242,6 +242,9 @@ def _optional_text(
     if not isinstance(value, str) or not value.strip():
         problems.append((path, f"{path} must be a non-empty string"))
         return None
+    if "\x00" in value:  # valid JSON, but no database text type can store it
+        problems.append((path, f"{path} must not contain the NUL character"))
+        return None
     return value
 
 

@@ -231,10 +231,17 @@ def test_an_unexpected_error_is_recorded_as_500(
 
 
 def test_text_from_the_client_is_cut_to_keep_records_small(app: Flask) -> None:
-    body = {**SEVERE, "hookInstance": "x" * 10_000}
+    body = {**SEVERE, "hookInstance": "x" * 10_000, "hook": "h" * 10_000}
     call(app.test_client(), body)
     (record,) = records(app)
-    assert record.hook_instance == "x" * 256
+    assert (record.hook_instance, record.hook) == ("x" * 256, "h" * 256)
+
+
+def test_a_nul_character_sent_by_the_client_never_costs_the_record(app: Flask) -> None:
+    body = {**SEVERE, "hookInstance": "d1577c69\x00", "hook": "patient\x00view"}
+    assert call(app.test_client(), body).status_code == 400
+    (record,) = records(app)
+    assert (record.hook_instance, record.hook) == ("d1577c69\ufffd", "patient\ufffdview")
 
 
 def test_no_token_and_no_resource_ever_reaches_the_database_or_the_log(

@@ -246,6 +246,12 @@ def without(item: dict[str, Any], key: str) -> dict[str, Any]:
             id="comment-not-string",
         ),
         pytest.param(
+            {**OVERRIDDEN, "overrideReason": {"userComment": "a\x00b"}},
+            "overrideReason.userComment",
+            "NUL",
+            id="comment-with-nul",
+        ),
+        pytest.param(
             without(ACCEPTED, "outcomeTimestamp"), "outcomeTimestamp", "required", id="no-time"
         ),
         pytest.param(

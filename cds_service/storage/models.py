@@ -89,7 +89,7 @@ class AuditRecord(Base):
     recorded_at: Mapped[datetime] = mapped_column(index=True)  # the instant of the evaluation
     service_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[int] = mapped_column(Integer)  # HTTP status of the answer
-    hook: Mapped[str | None] = mapped_column(String(64))
+    hook: Mapped[str | None] = mapped_column(Text)  # as sent (a 400 may name any hook)
     hook_instance: Mapped[str | None] = mapped_column(Text)
     patient_reference: Mapped[str | None] = mapped_column(Text)  # as sent: Patient/<id>
     profile: Mapped[str] = mapped_column(String(32))

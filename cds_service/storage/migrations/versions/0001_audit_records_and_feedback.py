@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("recorded_at", INSTANT, nullable=False),
         sa.Column("service_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),
-        sa.Column("hook", sa.String(length=64), nullable=True),
+        sa.Column("hook", sa.Text(), nullable=True),
         sa.Column("hook_instance", sa.Text(), nullable=True),
         sa.Column("patient_reference", sa.Text(), nullable=True),
         sa.Column("profile", sa.String(length=32), nullable=False),
