@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -425,6 +426,14 @@ def test_same_item_twice_in_one_body_is_stored_once(client: FlaskClient) -> None
         "stored",
     ]
     assert [row.outcome for row in stored(client)] == ["accepted", "overridden"]
+
+
+def test_thousands_of_items_in_one_body_are_stored(client: FlaskClient) -> None:
+    items = [{**OVERRIDDEN, "card": str(uuid.UUID(int=n))} for n in range(3000)]
+    response = post_feedback(client, {"feedback": items + items[:10]})
+    results = [entry["result"] for entry in response.get_json()["feedback"]]
+    assert results == ["stored"] * 3000 + ["duplicate"] * 10
+    assert len(stored(client)) == 3000
 
 
 def test_a_later_action_on_the_same_card_is_new_feedback(client: FlaskClient) -> None:

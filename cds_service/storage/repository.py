@@ -40,19 +40,19 @@ def card_issuers(session: Session, card_uuids: Collection[str]) -> dict[str, set
 def insert_feedback(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Insert feedback rows, skipping fingerprints already stored; return those inserted.
 
-    One `INSERT ... ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint`, so two
-    clients repeating the same item at the same moment still store it once.
+    `INSERT ... ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint`, so two clients
+    repeating the same item at the same moment still store it once; SQLAlchemy sends the rows
+    in batches that stay within each database's limit on parameters.
     """
     if not rows:
         return set()
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(FeedbackRecord)
-        .values(list(rows))
         .on_conflict_do_nothing(index_elements=[FeedbackRecord.fingerprint])
         .returning(FeedbackRecord.fingerprint)
     )
-    return set(session.scalars(statement))
+    return set(session.scalars(statement, [dict(row) for row in rows]))
 
 
 def audit_records(session: Session, *, since: datetime | None = None) -> Iterator[AuditRecord]:
