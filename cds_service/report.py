@@ -115,33 +115,34 @@ def _reason(card: CardFeedback) -> str | None:
     return COMMENT_ONLY if feedback.user_comment else NO_REASON
 
 
+_HEADER = (
+    "decision",
+    "rule",
+    "shown",
+    "accepted",
+    "overridden",
+    "no feedback",
+    "override rate",
+    "override reasons",
+)
+_NUMERIC_COLUMNS = range(2, 7)
+
+
 def render_text(report: Report) -> str:
     """Return the report as a table for a terminal."""
-    header = (
-        "decision",
-        "rule",
-        "shown",
-        "accepted",
-        "overridden",
-        "no feedback",
-        "override rate",
-        "override reasons",
-    )
-    lines = [_cells(row) for row in (*report.rows, report.total)]
-    widths = [max(len(cells[i]) for cells in (header, *lines)) for i in range(len(header) - 1)]
-    numeric = range(2, len(header) - 1)
-    table = [
-        "  ".join(
-            (cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]))
-            if i < len(widths)
-            else cell
-            for i, cell in enumerate(cells)
-        ).rstrip()
-        for cells in (header, *lines)
-    ]
+    table = [_HEADER, *(_cells(row) for row in (*report.rows, report.total))]
+    widths = [max(len(cells[column]) for cells in table) for column in range(len(_HEADER))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (
+            cell.rjust(width) if column in _NUMERIC_COLUMNS else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "  ".join(padded).rstrip()
+
     scope = f"since {iso_instant(report.since)}" if report.since else "since the first record"
     footer = f"Feedback on cards this server did not issue: {report.feedback_on_unknown_cards}"
-    return "\n".join([f"Cards issued {scope}", "", *table, "", footer])
+    return "\n".join([f"Cards issued {scope}", "", *map(line, table), "", footer])
 
 
 def _cells(row: RuleRow) -> tuple[str, ...]:
