@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +48,8 @@ def open_database(url: str, *, timeout_seconds: float, tolerate_outage: bool = F
     if is_sqlite(url):
         try:
             upgrade(url)
+        except CommandError as error:  # e.g. a revision of a newer version of the service
+            raise ConfigurationError(f"cannot migrate the SQLite database: {error}") from None
         except (OSError, SQLAlchemyError) as error:
             raise ConfigurationError(
                 "cannot create or migrate the SQLite database (MIPOMERSEN_CDS_DATA_DIR, "

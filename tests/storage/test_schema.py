@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from cds_service.errors import ConfigurationError
@@ -100,6 +100,17 @@ def test_postgresql_is_never_migrated_implicitly(postgresql_url: str) -> None:
     check_current(postgresql_url, timeout_seconds=2)
     with open_database(postgresql_url, timeout_seconds=2):
         pass
+
+
+def test_database_of_a_newer_version_stops_start_up(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cds.sqlite3'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    with pytest.raises(ConfigurationError, match="0099"):
+        open_database(url, timeout_seconds=1)
 
 
 def test_unreachable_postgresql_stops_a_command() -> None:
