@@ -7,6 +7,8 @@ PORT ?= 8080
 # `make run` is for local development: authentication off, bound to 127.0.0.1 (a warning is logged).
 MIPOMERSEN_CDS_AUTH ?= off
 FUZZ_REQUESTS ?= 10000
+# Where the service keeps its SQLite database; the service reads the same variable.
+MIPOMERSEN_CDS_DATA_DIR ?= data
 
 .PHONY: run test fuzz lint typecheck pytest clean
 
@@ -23,8 +25,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
-	mkdir -p data
-	MIPOMERSEN_CDS_AUTH=$(MIPOMERSEN_CDS_AUTH) $(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
+	mkdir -p "$(MIPOMERSEN_CDS_DATA_DIR)"
+	MIPOMERSEN_CDS_AUTH=$(MIPOMERSEN_CDS_AUTH) MIPOMERSEN_CDS_DATA_DIR="$(MIPOMERSEN_CDS_DATA_DIR)" \
+		$(BIN)/mipomersen-cds serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ import requests
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
+from .audit import AuditTrail
 from .auth import install_authentication
 from .config import Settings, load_settings
 from .errors import HttpError
@@ -22,6 +23,8 @@ from .fhir_client import FhirClient, build_session
 from .http_hardening import install_http_hardening
 from .logging_setup import install_request_log
 from .responses import json_response
+from .security_config import require_serving_settings
+from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
 _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
@@ -31,12 +34,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
-    """What the views need per app: settings, the clock and the UUID factory."""
+    """What the views need per app: settings, the clock, the UUID factory and the database."""
 
     settings: Settings
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
     fetcher: PrefetchFetcher
+    database: Database
+    audit: AuditTrail  # audit.failures counts audit records that could not be written
 
 
 def create_app(
@@ -53,9 +58,16 @@ def create_app(
     `ConfigurationError` naming the variable, and so does authentication left on (the default)
     without trusted issuers or a public URL. `clock` and `new_id` are the seams that make
     responses reproducible in tests; `fhir_session` replaces the pooled session used to reach
-    EHR FHIR servers.
+    EHR FHIR servers. The database is opened here (a SQLite database is migrated to the current
+    schema); `ServiceState.database.close()` releases it.
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
+    require_serving_settings(settings.security)  # refuse before anything touches the disk
+    database = open_database(
+        settings.database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        tolerate_outage=True,
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -64,6 +76,8 @@ def create_app(
         clock=clock or _utc_now,
         new_id=new_id or _random_uuid,
         fetcher=FhirClient(fhir_session or build_session(settings.fhir), settings.fhir),
+        database=database,
+        audit=AuditTrail(database, profile=settings.rules.profile),
     )
     from .views import bp
 

@@ -1,4 +1,7 @@
-"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate a file offline."""
+"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate a file offline.
+
+The commands over stored feedback and audit records live in `records_cli`.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,9 @@ from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
+from .records_cli import add_commands as add_record_commands
 from .security_config import require_serving_settings
+from .storage import open_database
 
 EXIT_BAD_INPUT = 2
 _HOOK_SERVICES = {service.hook: service for service in SERVICES}
@@ -134,13 +139,21 @@ def _parser() -> argparse.ArgumentParser:
         help="text reads like the card an EHR shows; json is the CDS Hooks response body",
     )
     evaluate.set_defaults(handler=_evaluate)
+    add_record_commands(commands)
     return parser
 
 
 def _serve(arguments: argparse.Namespace) -> int:
     try:
-        # Fail before forking workers, with the variable's name.
-        require_serving_settings(load_settings(os.environ).security)
+        # Fail before forking workers, naming the variable; migrate SQLite (or check the
+        # PostgreSQL schema) once, before the workers start.
+        settings = load_settings(os.environ)
+        require_serving_settings(settings.security)
+        open_database(
+            settings.database_url,
+            timeout_seconds=settings.database_timeout_seconds,
+            tolerate_outage=True,
+        ).close()
     except CdsServiceError as error:
         _print(f"mipomersen-cds: configuration error: {error}", sys.stderr)
         return EXIT_BAD_INPUT

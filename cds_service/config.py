@@ -5,6 +5,8 @@ configurable without touching this module: a float field `elevation_multiple` is
 `MIPOMERSEN_CDS_ELEVATION_MULTIPLE`, a duration `confirmation_window` from
 `MIPOMERSEN_CDS_CONFIRMATION_WINDOW_DAYS`, a default ULN from `MIPOMERSEN_CDS_DEFAULT_ULN_ALT`.
 Values are validated once, at start-up; a bad one raises `ConfigurationError` naming it.
+Storage settings (data directory, database URL, timeout, audit retention) are documented in the
+README's "Feedback and audit" section.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from fhir_mappings.values import Analyte, MedicationCodes
 
 from .errors import ConfigurationError
@@ -25,7 +30,15 @@ from .security_config import SECURITY_SETTING_NAMES, SecuritySettings, parse_sec
 
 PREFIX = "MIPOMERSEN_CDS_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_DATA_DIR = Path("data")  # relative to the working directory
+DEFAULT_DATA_DIR = Path("data")  # relative to the working directory at start-up
+DATABASE_FILE_NAME = "mipomersen-cds.sqlite3"
+DEFAULT_DATABASE_TIMEOUT_SECONDS = 2.0
+DEFAULT_AUDIT_RETENTION = timedelta(days=3650)
+
+
+def sqlite_database_url(data_dir: Path) -> str:
+    """Return the URL of the service's SQLite database in `data_dir` (the default database)."""
+    return f"sqlite:///{data_dir / DATABASE_FILE_NAME}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +66,12 @@ class Settings:
     medication_codes: MedicationCodes = field(default_factory=MedicationCodes)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     fhir: FhirClientSettings = field(default_factory=FhirClientSettings)
-    data_dir: Path = DEFAULT_DATA_DIR  # the service's own files (JWT replay store, ...)
+    data_dir: Path = DEFAULT_DATA_DIR  # the service's own files (database, JWT replay store)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    # May hold a password: kept out of repr() so a logged Settings never shows it.
+    database_url: str = field(default=sqlite_database_url(DEFAULT_DATA_DIR), repr=False)
+    database_timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT_SECONDS
+    audit_retention: timedelta = DEFAULT_AUDIT_RETENTION
 
 
 _FHIR_SPECIAL_NAMES = {"allow_http": "ALLOW_HTTP_FHIR_SERVER", "allowlist": "FHIR_SERVER_ALLOWLIST"}
@@ -69,7 +86,8 @@ def _fhir_variable(field_name: str, field_type: object) -> str:
 
 def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
-    names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", "DATA_DIR", *SECURITY_SETTING_NAMES]
+    names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", *SECURITY_SETTING_NAMES]
+    names += ["DATA_DIR", "DATABASE_URL", "DATABASE_TIMEOUT_SECONDS", "AUDIT_RETENTION_DAYS"]
     names.extend(_fhir_variable(f.name, f.type) for f in dataclasses.fields(FhirClientSettings))
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
@@ -112,7 +130,7 @@ def load_settings(
         max_body = int(_parse_positive_number("MAX_BODY_BYTES", values["MAX_BODY_BYTES"]))
     codes = _parse_medication_codes(values.get("MEDICATION_CODES", ""))
     fhir = _parse_fhir_settings(values)
-    data_dir = Path(values.get("DATA_DIR", "").strip() or DEFAULT_DATA_DIR)
+    data_dir, database_url, database_timeout, audit_retention = _parse_storage(values)
     security = parse_security_settings(values)
     # A misspelt variable would silently leave a safety threshold at its default: refuse it.
     # MIPOMERSEN_CDS_TEST_* belong to the test harness, not to the service.
@@ -128,6 +146,9 @@ def load_settings(
         fhir=fhir,
         data_dir=data_dir,
         security=security,
+        database_url=database_url,
+        database_timeout_seconds=database_timeout,
+        audit_retention=audit_retention,
     )
 
 
@@ -204,6 +225,58 @@ def _parse_positive_number(name: str, text: str) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ConfigurationError(f"{PREFIX}{name}={text!r} must be a positive number")
     return number
+
+
+def _parse_storage(values: Mapping[str, str]) -> tuple[Path, str, float, timedelta]:
+    """Return the data directory (made absolute now), database URL, timeout and retention."""
+    data_dir = DEFAULT_DATA_DIR
+    if "DATA_DIR" in values:
+        if not values["DATA_DIR"].strip():
+            raise ConfigurationError(f"{PREFIX}DATA_DIR must name a directory")
+        data_dir = Path(values["DATA_DIR"])
+    data_dir = data_dir.absolute()
+    database_url = (
+        _parse_database_url(values["DATABASE_URL"])
+        if "DATABASE_URL" in values
+        else sqlite_database_url(data_dir)
+    )
+    timeout = DEFAULT_DATABASE_TIMEOUT_SECONDS
+    if "DATABASE_TIMEOUT_SECONDS" in values:
+        timeout = _parse_positive_number(
+            "DATABASE_TIMEOUT_SECONDS", values["DATABASE_TIMEOUT_SECONDS"]
+        )
+    retention = DEFAULT_AUDIT_RETENTION
+    if "AUDIT_RETENTION_DAYS" in values:
+        days = _parse_positive_number("AUDIT_RETENTION_DAYS", values["AUDIT_RETENTION_DAYS"])
+        retention = timedelta(days=days)
+    return data_dir, database_url, timeout, retention
+
+
+def _parse_database_url(text: str) -> str:
+    """Check a SQLAlchemy URL: a SQLite file, or PostgreSQL through psycopg 3.
+
+    `postgresql://` and `postgres://` are read as `postgresql+psycopg://`. The value is never
+    quoted in a message: it may hold a password.
+    """
+    name = f"{PREFIX}DATABASE_URL"
+    try:
+        url = make_url(text.strip())
+    except ArgumentError:
+        raise ConfigurationError(
+            f"{name} is not a database URL; use sqlite:///<file> or "
+            "postgresql+psycopg://<user>@<host>/<database>"
+        ) from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend == "sqlite" and driver in ("", "pysqlite"):
+        if url.database in (None, "", ":memory:"):
+            raise ConfigurationError(f"{name} must name a SQLite file, not an in-memory database")
+    else:
+        raise ConfigurationError(
+            f"{name} must be a sqlite:/// or postgresql+psycopg:// URL (found {url.drivername})"
+        )
+    return url.render_as_string(hide_password=False)
 
 
 def _parse_medication_codes(text: str) -> MedicationCodes:

@@ -10,13 +10,14 @@
     │   └── FhirResponseInvalid      not JSON, too large, or not the resource type asked for
     └── HttpError                    answered as a FHIR OperationOutcome (CDS Hooks 3.0 ballot)
         ├── BadRequest               400: malformed JSON, wrong types, wrong hook, wrong patient
+        │   └── InvalidFields        400 naming every problem at once (feedback items)
         ├── Unauthorized             401: no valid CDS Hooks JWT (the reason is logged, never sent)
         ├── NotFound                 404: unknown service or path
         ├── MethodNotAllowed         405: wrong method (carries the allowed ones)
         ├── PreconditionFailed       412: required prefetch data absent and not obtainable
         ├── PayloadTooLarge          413: body over MIPOMERSEN_CDS_MAX_BODY_BYTES
         ├── UnsupportedMediaType     415: body is not JSON
-        └── ServiceUnavailable       503: a dependency (the JWT replay store) cannot be reached
+        └── ServiceUnavailable       503: a dependency (JWT replay store, database) is unreachable
 
 Messages are written for the EHR integrator: they name the field (a dotted path) and the
 problem, never a token, a stack trace or a patient's clinical data.
@@ -24,6 +25,7 @@ problem, never a token, a stack trace or a patient's clinical data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -127,6 +129,25 @@ class Unauthorized(HttpError):
         return {"WWW-Authenticate": 'Bearer error="invalid_token"' if self.token_sent else "Bearer"}
 
 
+class InvalidFields(BadRequest):
+    """Several fields are wrong; one issue per `(path, message)`, each with its dotted path."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = tuple(problems)
+
+    def issues(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "severity": "error",
+                "code": self.issue_code,
+                "diagnostics": message,
+                "expression": [path],
+            }
+            for path, message in self.problems
+        ]
+
+
 class NotFound(HttpError):
     """No such service or path."""
 
@@ -190,7 +211,10 @@ class UnsupportedMediaType(HttpError):
 
 
 class ServiceUnavailable(HttpError):
-    """A dependency the service cannot answer safely without is unreachable; retry later."""
+    """A dependency (the JWT replay store, the database) cannot serve the request; retry later.
+
+    Nothing was stored: a feedback item answered 503 can be sent again.
+    """
 
     status = 503
     issue_code = "transient"

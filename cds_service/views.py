@@ -1,13 +1,16 @@
-"""HTTP endpoints (CDS Hooks 2.0.1 § Discovery and § Calling a CDS Service); thin by design."""
+"""HTTP endpoints (CDS Hooks 2.0.1 § Discovery, § Calling a CDS Service, § Feedback); thin."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, Request, Response, request
 
 from .app import service_state
-from .discovery import discovery_document, find_service
+from .discovery import ServiceDefinition, discovery_document, find_service
 from .errors import NotFound, UnsupportedMediaType
 from .evaluation import answer_hook
+from .feedback import feedback_response, parse_feedback, store_feedback
 from .hook_request import decode_json_body
 from .logging_setup import note_hook_call
 from .responses import json_response
@@ -26,22 +29,42 @@ def discover_services() -> Response:
 @bp.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     """Evaluate one hook call and answer with at most one card."""
+    service = _service(service_id)
+    state = service_state()
+    with state.audit.hook_call(service.id, now=state.clock()) as call:
+        call.body = body = _decode(_json_body(request))
+        note_hook_call(hook_instance=body.get("hookInstance") if isinstance(body, dict) else None)
+        call.answer = answer = answer_hook(
+            body,
+            service=service,
+            settings=state.settings,
+            now=call.now,
+            new_id=state.new_id,
+            fetcher=state.fetcher,
+        )
+    note_hook_call(decision=answer.evaluation.kind.value if answer.evaluation else "none")
+    return json_response(answer.body)
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def receive_feedback(service_id: str) -> Response:
+    """Store what clinicians did with cards (CDS Hooks 2.0.1 § Feedback); 200 once committed."""
+    service = _service(service_id)
+    items = parse_feedback(_decode(_json_body(request)))
+    state = service_state()
+    receipts = store_feedback(state.database, service.id, items, received_at=state.clock())
+    return json_response(feedback_response(receipts))
+
+
+def _service(service_id: str) -> ServiceDefinition:
     service = find_service(service_id)
     if service is None:
         raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
-    state = service_state()
-    body = decode_json_body(_json_body(request), max_depth=state.settings.security.max_json_depth)
-    note_hook_call(hook_instance=body.get("hookInstance") if isinstance(body, dict) else None)
-    answer = answer_hook(
-        body,
-        service=service,
-        settings=state.settings,
-        now=state.clock(),
-        new_id=state.new_id,
-        fetcher=state.fetcher,
-    )
-    note_hook_call(decision=answer.evaluation.kind.value if answer.evaluation else "none")
-    return json_response(answer.body)
+    return service
+
+
+def _decode(body: bytes) -> Any:
+    return decode_json_body(body, max_depth=service_state().settings.security.max_json_depth)
 
 
 def _json_body(incoming: Request) -> bytes:

@@ -1,10 +1,14 @@
-"""Shared fixtures: apps (auth off, or required) with a fixed clock and predictable UUIDs."""
+"""Shared fixtures: apps (auth off, or required) with a fixed clock and predictable UUIDs.
+
+Every test runs in its own working directory with its own MIPOMERSEN_CDS_DATA_DIR, so the
+default SQLite database is the test's own. `tests.databases` adds the database fixtures.
+"""
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service import create_app
+from cds_service.app import EXTENSION_NAME
 from tests.tokens import auth_settings, ec_key, rsa_key
+
+pytest_plugins = ["tests.databases"]
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -28,9 +35,17 @@ def sequential_ids() -> Callable[[], str]:
 AUTH_OFF = {"AUTH": "off"}
 
 
+@pytest.fixture(autouse=True)
+def _own_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIPOMERSEN_CDS_DATA_DIR", str(tmp_path / "data"))
+
+
 @pytest.fixture
-def app() -> Flask:
-    return create_app(AUTH_OFF, environ={}, clock=lambda: NOW, new_id=sequential_ids())
+def app() -> Iterator[Flask]:
+    app = create_app(AUTH_OFF, environ={}, clock=lambda: NOW, new_id=sequential_ids())
+    yield app
+    app.extensions[EXTENSION_NAME].database.close()
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ REQUIRED_PREFETCH_KEYS = {"liverLabs", "medications", "conditions"}
 CALL_SERVICE_STATUSES = {"200", "400", "401", "404", "412", "413", "415", "500", "503"}
 DISCOVERY_STATUSES = {"200", "401", "500", "503"}
 BEARER = {"Authorization": "Bearer eyJhbGciOiJFUzM4NCJ9.e30.c2ln"}  # shape only; not verified
+FEEDBACK_STATUSES = {"200", "400", "401", "404", "413", "415", "500", "503"}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -80,12 +81,18 @@ def test_operations_and_their_responses() -> None:
         ("/cds-services", "options", "preflightDiscovery"),
         ("/cds-services/{service_id}", "post", "callService"),
         ("/cds-services/{service_id}", "options", "preflightService"),
+        ("/cds-services/{service_id}/feedback", "post", "receiveFeedback"),
+        ("/cds-services/{service_id}/feedback", "options", "preflightFeedback"),
     }
     assert set(operations["/cds-services", "get"]["responses"]) == DISCOVERY_STATUSES
     assert set(operations["/cds-services/{service_id}", "post"]["responses"]) == (
         CALL_SERVICE_STATUSES
     )
-    for path in ("/cds-services", "/cds-services/{service_id}"):
+    assert set(operations["/cds-services/{service_id}/feedback", "post"]["responses"]) == (
+        FEEDBACK_STATUSES
+    )
+    feedback = "/cds-services/{service_id}/feedback"
+    for path in ("/cds-services", "/cds-services/{service_id}", feedback):
         assert set(operations[path, "options"]["responses"]) == {"204"}
 
 
@@ -535,7 +542,7 @@ def test_helper_checks_the_call_and_optionally_the_request() -> None:
         ("GET", "/cds-services/mipomersen-order-sign"),  # 405, Allow: OPTIONS, POST
         ("POST", "/cds-services"),  # 405, Allow: GET, HEAD, OPTIONS
         ("DELETE", "/cds-services"),
-        ("POST", "/cds-services/mipomersen-order-sign/feedback"),  # undocumented path: 404
+        ("POST", "/cds-services/mipomersen-order-sign/history"),  # undocumented path: 404
         ("GET", "/health"),
     ],
 )
@@ -556,10 +563,10 @@ def test_helper_requires_the_allow_header_on_405() -> None:
 
 
 def test_helper_rejects_an_html_404() -> None:
-    response = Flask(__name__).test_client().get("/cds-services/x/feedback")
+    response = Flask(__name__).test_client().get("/cds-services/x/history")
     assert response.status_code == 404
     with pytest.raises(AssertionError, match="media type 'text/html' is not one of"):
-        assert_response_matches_openapi(response, method="GET", path="/cds-services/x/feedback")
+        assert_response_matches_openapi(response, method="GET", path="/cds-services/x/history")
 
 
 def test_helper_rejects_a_status_the_document_does_not_list() -> None:
@@ -580,3 +587,57 @@ def test_helper_rejects_an_unexpected_status_on_an_undocumented_path() -> None:
     response = app.test_client().get("/health")
     with pytest.raises(AssertionError, match="the answer must be 404"):
         assert_response_matches_openapi(response, method="GET", path="/health")
+
+
+# --- Feedback: what CDS Hooks 2.0.1, the HL7 invariants and this service refuse -------------------
+
+
+def _feedback_errors(item: dict[str, Any]) -> list[ValidationError]:
+    validator = schema_validator("components", "schemas", "FeedbackRequest")
+    return list(validator.iter_errors({"feedback": [item]}))
+
+
+_ACCEPTED = _example("FeedbackAccepted")["feedback"][0]
+_OVERRIDDEN = _example("FeedbackOverriddenWithReason")["feedback"][0]
+
+
+@pytest.mark.parametrize(
+    ("item", "keyword"),
+    [
+        pytest.param(
+            {k: v for k, v in _ACCEPTED.items() if k != "acceptedSuggestions"},
+            "required",
+            id="cds-fb-2",
+        ),
+        pytest.param({**_ACCEPTED, "acceptedSuggestions": []}, "minItems", id="cds-fb-2-empty"),
+        pytest.param({**_OVERRIDDEN, "overrideReason": {}}, "anyOf", id="cds-fb-3"),
+        pytest.param(
+            {**_OVERRIDDEN, "acceptedSuggestions": _ACCEPTED["acceptedSuggestions"]},
+            "maxItems",
+            id="overridden-with-suggestions",
+        ),
+        pytest.param(
+            {**_ACCEPTED, "overrideReason": _OVERRIDDEN["overrideReason"]},
+            "not",
+            id="accepted-with-reason",
+        ),
+        pytest.param(
+            {**_ACCEPTED, "outcomeTimestamp": "2021-12-11T10:05:31"}, "pattern", id="no-zone"
+        ),
+        pytest.param({**_ACCEPTED, "card": "card-1"}, "format", id="card-uuid"),
+        pytest.param(
+            {**_OVERRIDDEN, "overrideReason": {"reason": {"code": "x"}}},
+            "required",
+            id="coding-system-required",
+        ),
+    ],
+)
+def test_feedback_schema_rejects(item: dict[str, Any], keyword: str) -> None:
+    errors = _feedback_errors(item)
+    assert errors, "the changed item was accepted"
+    assert keyword in _failed_keywords(errors)
+
+
+def test_feedback_schema_accepts_a_reason_without_display_as_the_sandbox_sends_it() -> None:
+    reason = {"reason": {"system": "urn:example", "code": "d7ecf885"}}
+    assert _feedback_errors({**_OVERRIDDEN, "overrideReason": reason}) == []

@@ -48,7 +48,7 @@ def test_defaults_require_authentication_with_the_recommended_algorithms() -> No
     assert settings.security.replay_store == "sqlite"
     assert settings.security.cors_origins == ("*",)
     assert settings.security.max_json_depth == 64
-    assert settings.data_dir == Path("data")
+    assert settings.data_dir == Path("data").absolute()  # made absolute at start-up
 
 
 def test_every_security_variable_is_documented() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,83 @@ def test_every_duration_and_threshold_of_the_rules_has_a_variable() -> None:
 
 def test_test_harness_variables_are_not_settings() -> None:
     load_settings({"MIPOMERSEN_CDS_TEST_DATABASE_URL": "postgresql://127.0.0.1/test"})
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+
+def test_database_defaults_to_a_sqlite_file_in_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.database_url == f"sqlite:///{tmp_path}/data/mipomersen-cds.sqlite3"
+    assert settings.database_timeout_seconds == 2
+    assert settings.audit_retention == timedelta(days=3650)
+
+
+@pytest.mark.parametrize(
+    ("variables", "check"),
+    [
+        pytest.param(
+            {"DATA_DIR": "/srv/cds"},
+            lambda s: s.database_url == "sqlite:////srv/cds/mipomersen-cds.sqlite3",
+            id="data-dir-moves-the-database",
+        ),
+        pytest.param(
+            {"DATA_DIR": "/srv/cds", "DATABASE_URL": "sqlite:////var/db/cds.sqlite3"},
+            lambda s: s.database_url == "sqlite:////var/db/cds.sqlite3",
+            id="url-wins-over-data-dir",
+        ),
+        pytest.param(
+            {"DATABASE_URL": "postgresql://cds:secret@db.example.org/cds"},
+            lambda s: s.database_url == "postgresql+psycopg://cds:secret@db.example.org/cds",
+            id="postgresql-means-psycopg-3",
+        ),
+        pytest.param(
+            {"DATABASE_URL": "postgres://db.example.org/cds"},
+            lambda s: s.database_url == "postgresql+psycopg://db.example.org/cds",
+            id="postgres-alias",
+        ),
+        pytest.param(
+            {"DATABASE_TIMEOUT_SECONDS": "0.5"},
+            lambda s: s.database_timeout_seconds == 0.5,
+            id="timeout",
+        ),
+        pytest.param(
+            {"AUDIT_RETENTION_DAYS": "2555"},
+            lambda s: s.audit_retention == timedelta(days=2555),
+            id="retention",
+        ),
+    ],
+)
+def test_storage_variables(variables: dict[str, str], check: object) -> None:
+    settings = load_settings({f"MIPOMERSEN_CDS_{key}": value for key, value in variables.items()})
+    assert check(settings)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        pytest.param("DATABASE_URL", "mysql://db/cds", "sqlite:/// or postgresql", id="mysql"),
+        pytest.param("DATABASE_URL", "postgresql+psycopg2://db/cds", "psycopg", id="psycopg2"),
+        pytest.param("DATABASE_URL", "sqlite://", "in-memory", id="in-memory"),
+        pytest.param("DATABASE_URL", "not a url", "not a database URL", id="not-a-url"),
+        pytest.param("DATA_DIR", " ", "must name a directory", id="empty-data-dir"),
+        pytest.param("AUDIT_RETENTION_DAYS", "0", "positive", id="zero-retention"),
+        pytest.param("DATABASE_TIMEOUT_SECONDS", "-1", "positive", id="negative-timeout"),
+    ],
+)
+def test_bad_storage_value_is_refused(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as error:
+        load_settings({f"MIPOMERSEN_CDS_{variable}": value})
+    assert f"MIPOMERSEN_CDS_{variable}" in str(error.value)
+
+
+def test_database_password_never_shows_in_messages_or_repr() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings({"MIPOMERSEN_CDS_DATABASE_URL": "mysql://cds:hunter2@db/cds"})
+    assert "hunter2" not in str(error.value)
+    settings = load_settings({"MIPOMERSEN_CDS_DATABASE_URL": "postgresql://cds:hunter2@db/cds"})
+    assert "hunter2" not in repr(settings)

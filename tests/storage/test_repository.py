@@ -1,0 +1,130 @@
+"""The queries behind feedback, exports, the report and purging, on every database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cds_service.storage import AuditRecord, CardStatus, Database
+from cds_service.storage.repository import (
+    audit_records,
+    card_issuers,
+    count_feedback_on_unknown_cards,
+    feedback_records,
+    insert_feedback,
+    issued_cards_with_feedback,
+    purge_before,
+)
+
+DAY = datetime(2026, 11, 23, 12, tzinfo=UTC)
+CARD_A = "00000000-0000-4000-8000-00000000000a"
+CARD_B = "00000000-0000-4000-8000-00000000000b"
+CARD_C = "00000000-0000-4000-8000-00000000000c"
+
+
+def issued(card: str | None, at: datetime, service: str = "mipomersen-order-sign") -> AuditRecord:
+    return AuditRecord(
+        recorded_at=at,
+        service_id=service,
+        status=200,
+        profile="label",
+        decision="withhold" if card else "none",
+        rule="label-2.3-withhold-5x-uln" if card else None,
+        card_uuid=card,
+        duration_ms=2.0,
+    )
+
+
+def feedback(card: str, outcome: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "fingerprint": f"{card[-1]}-{outcome}-{at:%Y%m%d%H%M}",
+        "received_at": at,
+        "service_id": "mipomersen-order-sign",
+        "card_uuid": card,
+        "card_status": CardStatus.ISSUED.value,
+        "outcome": outcome,
+        "outcome_timestamp": at,
+        "accepted_suggestions": [],
+    }
+    row.update(fields)
+    return row
+
+
+def add(database: Database, *records: AuditRecord) -> None:
+    with database.transaction() as session:
+        session.add_all(records)
+
+
+def test_card_issuers_names_the_services_that_issued_each_card(database: Database) -> None:
+    add(
+        database,
+        issued(CARD_A, DAY),
+        issued(CARD_B, DAY, service="mipomersen-patient-view"),
+        issued(None, DAY),
+    )
+    with database.session() as session:
+        assert card_issuers(session, {CARD_A, CARD_B, CARD_C}) == {
+            CARD_A: {"mipomersen-order-sign"},
+            CARD_B: {"mipomersen-patient-view"},
+        }
+        assert card_issuers(session, set()) == {}
+
+
+def test_insert_feedback_skips_fingerprints_already_stored(database: Database) -> None:
+    first = feedback(CARD_A, "accepted", DAY)
+    with database.transaction() as session:
+        assert insert_feedback(session, [first]) == {first["fingerprint"]}
+    second = feedback(CARD_A, "overridden", DAY)
+    with database.transaction() as session:
+        assert insert_feedback(session, [first, second]) == {second["fingerprint"]}
+        assert insert_feedback(session, []) == set()
+    with database.session() as session:
+        assert [row.outcome for row in feedback_records(session)] == ["accepted", "overridden"]
+
+
+def test_exports_run_oldest_first_from_since_on(database: Database) -> None:
+    add(database, issued(CARD_B, DAY), issued(CARD_A, DAY - timedelta(days=2)))
+    with database.transaction() as session:
+        insert_feedback(session, [feedback(CARD_A, "accepted", DAY - timedelta(days=1))])
+        insert_feedback(session, [feedback(CARD_B, "accepted", DAY)])
+    with database.session() as session:
+        assert [r.card_uuid for r in audit_records(session)] == [CARD_A, CARD_B]
+        assert [r.card_uuid for r in audit_records(session, since=DAY)] == [CARD_B]
+        assert [r.card_uuid for r in feedback_records(session)] == [CARD_A, CARD_B]
+        assert [r.card_uuid for r in feedback_records(session, since=DAY)] == [CARD_B]
+
+
+def test_issued_cards_come_with_each_feedback_item_or_alone(database: Database) -> None:
+    add(database, issued(CARD_A, DAY), issued(CARD_B, DAY), issued(None, DAY))
+    with database.transaction() as session:
+        insert_feedback(
+            session,
+            [
+                feedback(CARD_A, "overridden", DAY + timedelta(minutes=5)),
+                feedback(CARD_A, "accepted", DAY + timedelta(minutes=1)),
+                feedback(CARD_C, "accepted", DAY, card_status=CardStatus.UNKNOWN.value),
+            ],
+        )
+    with database.session() as session:
+        rows = [
+            (row.card_uuid, row.feedback.outcome if row.feedback else None)
+            for row in issued_cards_with_feedback(session)
+        ]
+        assert rows == [(CARD_A, "accepted"), (CARD_A, "overridden"), (CARD_B, None)]
+        assert list(issued_cards_with_feedback(session, since=DAY + timedelta(days=1))) == []
+        assert count_feedback_on_unknown_cards(session) == 1
+        assert count_feedback_on_unknown_cards(session, since=DAY + timedelta(days=1)) == 0
+
+
+def test_purge_removes_what_is_older_than_the_cutoff(database: Database) -> None:
+    old, recent = DAY - timedelta(days=400), DAY - timedelta(days=1)
+    add(database, issued(CARD_A, old), issued(CARD_B, recent))
+    with database.transaction() as session:
+        insert_feedback(session, [feedback(CARD_A, "accepted", old)])
+        insert_feedback(session, [feedback(CARD_B, "accepted", recent)])
+    with database.transaction() as session:
+        purged = purge_before(session, DAY - timedelta(days=365))
+    assert (purged.audit_records, purged.feedback) == (1, 1)
+    with database.session() as session:
+        assert [r.card_uuid for r in audit_records(session)] == [CARD_B]
+        assert [r.card_uuid for r in feedback_records(session)] == [CARD_B]
