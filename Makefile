@@ -10,7 +10,7 @@ FUZZ_REQUESTS ?= 10000
 # Where the service keeps its SQLite database; the service reads the same variable.
 MIPOMERSEN_CDS_DATA_DIR ?= data
 
-.PHONY: run test fuzz lint typecheck pytest clean
+.PHONY: run test fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(VENV)/.installed-test
 # schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python -m tests.fuzzing --requests $(FUZZ_REQUESTS)
+
+# Benchmark (issue 7): prints tables with the goals beside the figures, writes bench/results/.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -22,6 +22,7 @@ from .evaluation import PrefetchFetcher
 from .fhir_client import FhirClient, build_session
 from .http_hardening import install_http_hardening
 from .logging_setup import install_request_log
+from .metrics import Metrics, install_metrics
 from .responses import json_response
 from .security_config import require_serving_settings
 from .storage import Database, open_database
@@ -42,6 +43,7 @@ class ServiceState:
     fetcher: PrefetchFetcher
     database: Database
     audit: AuditTrail  # audit.failures counts audit records that could not be written
+    metrics: Metrics
 
 
 def create_app(
@@ -71,19 +73,30 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    metrics = Metrics()
     app.extensions[EXTENSION_NAME] = ServiceState(
         settings=settings,
         clock=clock or _utc_now,
         new_id=new_id or _random_uuid,
-        fetcher=FhirClient(fhir_session or build_session(settings.fhir), settings.fhir),
+        fetcher=FhirClient(
+            fhir_session or build_session(settings.fhir),
+            settings.fhir,
+            observe=metrics.observe_fetch,
+        ),
         database=database,
-        audit=AuditTrail(database, profile=settings.rules.profile),
+        audit=AuditTrail(
+            database, profile=settings.rules.profile, on_failure=metrics.count_audit_failure
+        ),
+        metrics=metrics,
     )
+    from .operations import bp as operations_bp
     from .views import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(operations_bp)
     # Order matters: the request log times everything; preflights are answered before auth.
     install_request_log(app)
+    install_metrics(app, metrics)
     install_http_hardening(app, settings.security)
     install_authentication(app, settings)
     app.register_error_handler(HttpError, _render_http_error)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,11 +55,18 @@ class HookCall:
 class AuditTrail:
     """Writes one `AuditRecord` per hook call and counts the writes that failed."""
 
-    def __init__(self, database: Database, *, profile: Profile) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        profile: Profile,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
         self._database = database
         self._profile = profile
         self._lock = threading.Lock()
         self._failures = 0
+        self._on_failure = on_failure  # e.g. a metrics counter
 
     @property
     def failures(self) -> int:
@@ -108,6 +115,8 @@ class AuditTrail:
             logger.exception("audit record not written; %d failed since start-up", failures)
 
     def _count_failure(self) -> int:
+        if self._on_failure is not None:
+            self._on_failure()
         with self._lock:
             self._failures += 1
             return self._failures

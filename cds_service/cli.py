@@ -94,8 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    serve.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: MIPOMERSEN_CDS_WORKERS, else 2 per CPU core + 1)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="threads per worker (default: MIPOMERSEN_CDS_THREADS, else 4)",
+    )
     serve.set_defaults(handler=_serve)
 
     evaluate = commands.add_parser(

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -58,6 +60,23 @@ class FhirClientSettings:
     allowlist: tuple[str, ...] = ()  # FHIR base URLs this service may call; empty: any https
 
 
+def default_workers() -> int:
+    """Return gunicorn's usual worker count for this machine: two per core, plus one."""
+    return 2 * (os.cpu_count() or 1) + 1
+
+
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ServingSettings:
+    """How `mipomersen-cds serve` runs gunicorn, and who may read `/metrics`."""
+
+    workers: int = field(default_factory=default_workers)
+    threads: int = 4  # per worker; threads wait on EHR FHIR servers without holding a core
+    metrics_token: str | None = field(default=None, repr=False)  # None: no /metrics
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service is configured with; built by `load_settings`."""
@@ -72,6 +91,7 @@ class Settings:
     database_url: str = field(default=sqlite_database_url(DEFAULT_DATA_DIR), repr=False)
     database_timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT_SECONDS
     audit_retention: timedelta = DEFAULT_AUDIT_RETENTION
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
 
 _FHIR_SPECIAL_NAMES = {"allow_http": "ALLOW_HTTP_FHIR_SERVER", "allowlist": "FHIR_SERVER_ALLOWLIST"}
@@ -88,6 +108,7 @@ def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
     names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", *SECURITY_SETTING_NAMES]
     names += ["DATA_DIR", "DATABASE_URL", "DATABASE_TIMEOUT_SECONDS", "AUDIT_RETENTION_DAYS"]
+    names += ["WORKERS", "THREADS", "METRICS_TOKEN"]
     names.extend(_fhir_variable(f.name, f.type) for f in dataclasses.fields(FhirClientSettings))
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
@@ -132,6 +153,7 @@ def load_settings(
     fhir = _parse_fhir_settings(values)
     data_dir, database_url, database_timeout, audit_retention = _parse_storage(values)
     security = parse_security_settings(values)
+    serving = _parse_serving(values)
     # A misspelt variable would silently leave a safety threshold at its default: refuse it.
     # MIPOMERSEN_CDS_TEST_* belong to the test harness, not to the service.
     unknown = sorted(name for name in set(values) - known if not name.startswith("TEST_"))
@@ -149,7 +171,24 @@ def load_settings(
         database_url=database_url,
         database_timeout_seconds=database_timeout,
         audit_retention=audit_retention,
+        serving=serving,
     )
+
+
+def _parse_serving(values: Mapping[str, str]) -> ServingSettings:
+    parsed: dict[str, Any] = {}
+    for name in ("WORKERS", "THREADS"):
+        if name in values:
+            parsed[name.lower()] = _parse_count(name, values[name], minimum=1)
+    token = values.get("METRICS_TOKEN", "").strip()
+    if token:
+        if len(token) < MIN_METRICS_TOKEN_LENGTH:
+            raise ConfigurationError(
+                f"{PREFIX}METRICS_TOKEN is too short: use at least "
+                f"{MIN_METRICS_TOKEN_LENGTH} random characters"
+            )
+        parsed["metrics_token"] = token
+    return ServingSettings(**parsed)
 
 
 def _parse_fhir_settings(values: Mapping[str, str]) -> FhirClientSettings:

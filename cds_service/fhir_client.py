@@ -9,6 +9,7 @@ waits past it. The token goes only to `fhirServer`'s origin: redirects are not f
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import time
@@ -68,6 +69,7 @@ class FhirClient:
         executor: ThreadPoolExecutor | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        observe: Callable[[str, float, bool], None] | None = None,
     ) -> None:
         self._session = session
         self._settings = settings
@@ -76,6 +78,7 @@ class FhirClient:
         )
         self._monotonic = monotonic
         self._sleep = sleep
+        self._observe = observe  # (key, seconds, failed) for metrics
 
     def check_server(self, base_url: str) -> None:
         """Raise FhirServerNotAllowed unless `base_url` may receive the EHR's token."""
@@ -109,17 +112,22 @@ class FhirClient:
                 # The worker gives up at its own timeout; this thread does not wait for it.
                 future.cancel()
                 results[key] = FetchedKey(
-                    failure=f"no answer from the FHIR server within {self._settings.deadline:g} s"
+                    failure=f"no answer from the FHIR server within {self._settings.deadline:g} s",
+                    seconds=self._settings.deadline,
                 )
+            if self._observe is not None:
+                self._observe(key, results[key].seconds, results[key].failure is not None)
         return results
 
     def _fetch_key(
         self, plan: KeyPlan, base_url: str, token: str | None, deadline: float
     ) -> FetchedKey:
+        started = self._monotonic()
         try:
-            return self._fetch_pages(plan, base_url, token, deadline)
+            fetched = self._fetch_pages(plan, base_url, token, deadline)
         except FhirFetchError as error:
-            return FetchedKey(failure=str(error))
+            fetched = FetchedKey(failure=str(error))
+        return dataclasses.replace(fetched, seconds=self._monotonic() - started)
 
     def _fetch_pages(
         self, plan: KeyPlan, base_url: str, token: str | None, deadline: float

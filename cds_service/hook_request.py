@@ -16,7 +16,7 @@ from typing import Any
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
 from .errors import BadRequest
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, exceeds_depth
+from .json_limits import DEFAULT_MAX_JSON_DEPTH, nesting_depth
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 SUPPORTED_HOOKS = ORDER_HOOKS | {"patient-view"}
@@ -72,18 +72,17 @@ def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) ->
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadRequest(f"request body is not valid UTF-8 (byte {error.start})") from None
+    if nesting_depth(body) > max_depth:  # refused before the parser spends anything on it
+        raise _nested_too_deeply(max_depth)
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise BadRequest(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} "
             f"column {error.colno}"
         ) from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - the depth check comes first
         raise _nested_too_deeply(max_depth) from None
-    if exceeds_depth(value, max_depth):
-        raise _nested_too_deeply(max_depth)
-    return value
 
 
 def _nested_too_deeply(max_depth: int) -> BadRequest:

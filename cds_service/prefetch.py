@@ -54,6 +54,7 @@ class FetchedKey:
     items: tuple[FhirItem, ...] = ()
     failure: str | None = None  # plain-language cause, never containing a token
     notes: tuple[str, ...] = ()  # e.g. a paging limit reached
+    seconds: float = 0.0  # how long fetching took, pages and retries included
 
 
 def plan_key(request: HookRequest, key: str, template: str) -> KeyPlan:

@@ -13,6 +13,7 @@ from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._times import parse_fhir_datetime
 from fhir_mappings._units import from_canonical, supported_units, to_canonical
+from fhir_mappings._validation import preload_validators
 from fhir_mappings.values import ReadingWindow
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "from_canonical",
     "loinc_codes",
     "parse_fhir_datetime",
+    "preload_validators",
     "read_patient_record",
     "read_resources",
     "supported_units",

@@ -21,6 +21,31 @@ _Validate = Callable[[Mapping[str, Any]], object]
 _MESSAGE_LIMIT = 200
 
 
+_WARM_UP_RESOURCES: tuple[dict[str, Any], ...] = (
+    {"resourceType": "Observation", "status": "final", "code": {"text": "ALT"}},
+    {"resourceType": "Condition", "subject": {"reference": "Patient/p"}},
+    {"resourceType": "Medication", "code": {"text": "mipomersen"}},
+    {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"text": "mipomersen"},
+    },
+)
+
+
+def preload_validators() -> None:
+    """Import the models and validate one resource of each type, so no request pays for it.
+
+    The first import and first validation build pydantic's validators (the better part of a
+    second); a server calls this as each worker starts.
+    """
+    validators = _validators()
+    for resource in _WARM_UP_RESOURCES:
+        validators[resource["resourceType"]](resource)
+
+
 def validation_problem(item: FhirItem) -> SkippedResource | None:
     """Return why `item` fails FHIR validation, or None when it is valid."""
     resource_type = item.resource_type or "Resource"

@@ -186,7 +186,10 @@ def test_serve_runs_gunicorn_with_the_options(monkeypatch: pytest.MonkeyPatch) -
     seen: dict[str, Any] = {}
     monkeypatch.setattr("cds_service.server.run_gunicorn", lambda **options: seen.update(options))
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000"]) == 0
-    assert seen == {"host": "0.0.0.0", "port": 9000, "workers": 2, "threads": 4}
+    # No --workers/--threads: the config file's values (MIPOMERSEN_CDS_WORKERS/THREADS) apply.
+    assert seen == {"host": "0.0.0.0", "port": 9000, "workers": None, "threads": None}
+    assert main(["serve", "--workers", "3", "--threads", "8"]) == 0
+    assert (seen["workers"], seen["threads"]) == (3, 8)
 
 
 @responses.activate

@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 from cds_service import create_app
 from cds_service.errors import BadRequest
 from cds_service.hook_request import decode_json_body
-from cds_service.json_limits import exceeds_depth
+from cds_service.json_limits import exceeds_depth, nesting_depth
 from tests.conftest import AUTH_OFF
 from tests.fhir_builders import hook_request, medication_request
 from tests.openapi_contract import assert_response_matches_openapi
@@ -217,3 +217,19 @@ def test_no_body_or_content_type_gives_a_500(app: Flask, body: bytes, content_ty
     response = app.test_client().post(SIGN, data=body, content_type=content_type)
     assert response.status_code in (400, 415), response.get_data(as_text=True)
     assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+_json_documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\aé\n', max_size=6),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(alphabet='[]{}"\\kü', max_size=4), children, max_size=3),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json_documents)
+def test_depth_measured_on_the_text_equals_the_depth_of_the_value(value: object) -> None:
+    depth = nesting_depth(json.dumps(value, ensure_ascii=False).encode())
+    assert not exceeds_depth(value, depth)
+    assert exceeds_depth(value, depth - 1) == (depth > 0)

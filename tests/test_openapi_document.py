@@ -83,6 +83,9 @@ def test_operations_and_their_responses() -> None:
         ("/cds-services/{service_id}", "options", "preflightService"),
         ("/cds-services/{service_id}/feedback", "post", "receiveFeedback"),
         ("/cds-services/{service_id}/feedback", "options", "preflightFeedback"),
+        ("/healthz", "get", "liveness"),
+        ("/readyz", "get", "readiness"),
+        ("/metrics", "get", "metrics"),
     }
     assert set(operations["/cds-services", "get"]["responses"]) == DISCOVERY_STATUSES
     assert set(operations["/cds-services/{service_id}", "post"]["responses"]) == (
@@ -104,8 +107,10 @@ def test_every_operation_but_the_preflight_requires_the_jwt() -> None:
     for claim in ("iss", "aud", "exp", "iat", "jti", "kid", "typ", "ES384", "RS384"):
         assert claim in scheme["description"]
     for path, method, operation in _operations():
-        if method == "options":
-            assert operation["security"] == [], path
+        if method == "options" or path in ("/healthz", "/readyz"):
+            assert operation["security"] == [], path  # preflight, platform health checks
+        elif path == "/metrics":
+            assert operation["security"] == [{"metricsToken": []}]
         else:
             assert "security" not in operation, path
             assert operation["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
@@ -129,6 +134,9 @@ def test_every_response_has_json_content_with_an_example(
     response = resolve(response["$ref"]) if "$ref" in response else response
     if response is resolve("#/components/responses/Preflight"):
         assert "content" not in response  # 204 No Content
+        return
+    if where == "GET /metrics 200":  # the Prometheus text format, not JSON
+        assert set(response["content"]) == {"text/plain"}
         return
     assert "application/json" in response["content"], where
     assert response["content"]["application/json"].get("examples"), where

@@ -103,3 +103,47 @@ def test_a_replayed_jwt_is_refused_by_every_worker(tmp_path: Path) -> None:
     assert fresh_status == 200
     assert (tmp_path / "jwt-replay.sqlite3").is_file()
     assert token not in result["output"] and fresh not in result["output"]
+
+
+METRICS_TOKEN = "scrape-token-for-the-server-test"
+
+
+def _post(port: int, path: str, body: bytes) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(response.status)
+
+
+def test_metrics_add_up_over_every_worker_and_health_needs_no_jwt(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        "MIPOMERSEN_CDS_AUTH": "off",
+        "MIPOMERSEN_CDS_DATA_DIR": str(tmp_path),
+        "MIPOMERSEN_CDS_METRICS_TOKEN": METRICS_TOKEN,
+    }
+    example = (Path(__file__).parent.parent / "examples" / "withhold-alt-5x-uln.json").read_bytes()
+    with serving(env, port=port, workers=3) as result:
+        # A new connection per request, so the kernel spreads them over the workers.
+        statuses = [_post(port, "/cds-services/mipomersen-order-sign", example) for _ in range(9)]
+        health = get(port, "/healthz")[:2]
+        ready = get(port, "/readyz")[:2]
+        scrape = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        )
+        with urllib.request.urlopen(scrape, timeout=5) as response:
+            metrics = response.read().decode()
+    assert result["returncode"] == 0, result["output"]
+    assert statuses == [200] * 9
+    assert health == (200, {"status": "ok"})
+    assert ready[0] == 200
+    (decisions,) = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("mipomersen_cds_decisions_total{") and 'decision="withhold"' in line
+    ]
+    assert float(decisions.split()[-1]) == 9.0  # every worker's calls, whichever answered
+    assert (tmp_path / "prometheus").is_dir()
+    assert METRICS_TOKEN not in result["output"]

@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,15 @@ class Database:
         """Yield a session for reading; nothing is committed."""
         with self._sessions() as session:
             yield session
+
+    def is_reachable(self) -> bool:
+        """Return True when a trivial query succeeds within the configured timeout."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
 
     def close(self) -> None:
         """Close every pooled connection (the database stays usable: it reconnects)."""

@@ -1,0 +1,32 @@
+"""Gunicorn configuration for mipomersen-cds, from the MIPOMERSEN_CDS_* settings.
+
+    gunicorn -c python:cds_service.gunicorn_conf 'cds_service.app:create_app()'
+
+`mipomersen-cds serve` loads this file too; see `cds_service.server` for what each value means.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cds_service.config import load_settings
+from cds_service.server import gunicorn_options, on_worker_exit, prepare_metrics_directory, warm_up
+
+_settings = load_settings(os.environ)
+globals().update(gunicorn_options(_settings))
+
+
+def on_starting(server: Any) -> None:
+    """Prepare the metrics directory in the master, before any worker exists."""
+    prepare_metrics_directory(_settings.data_dir)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Warm the worker up before it takes its first request."""
+    warm_up()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Forget an exited worker's live metrics."""
+    on_worker_exit(worker.pid)

@@ -1,0 +1,58 @@
+"""Endpoints for the platform, not for EHRs: liveness, readiness and Prometheus metrics.
+
+`/healthz` and `/readyz` are reachable without a CDS Hooks JWT (load balancers and
+orchestrators have none). `/metrics` is served only when MIPOMERSEN_CDS_METRICS_TOKEN is set,
+and only to a request bearing that token; it never needs a CDS Hooks JWT either.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, request
+
+from .app import service_state
+from .auth import public_endpoint
+from .errors import NotFound, Unauthorized
+from .metrics import Metrics
+from .responses import json_response
+
+bp = Blueprint("operations", __name__)
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@bp.get("/healthz")
+@public_endpoint
+def liveness() -> Response:
+    """Answer 200 while the process can serve requests at all."""
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+@public_endpoint
+def readiness() -> Response:
+    """Answer 200 when the configuration is valid and the database is reachable, else 503."""
+    state = service_state()
+    # The configuration was validated when the app was built; a bad one never gets this far.
+    checks = {
+        "configuration": "ok",
+        "database": "ok" if state.database.is_reachable() else "unreachable",
+    }
+    ready = all(result == "ok" for result in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return json_response(body, status=200 if ready else 503)
+
+
+@bp.get("/metrics")
+@public_endpoint
+def metrics() -> Response:
+    """Return the Prometheus metrics to a scraper bearing MIPOMERSEN_CDS_METRICS_TOKEN."""
+    state = service_state()
+    token = state.settings.serving.metrics_token
+    if token is None:
+        raise NotFound("metrics are not enabled (set MIPOMERSEN_CDS_METRICS_TOKEN)")
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.encode(), token.encode()):
+        raise Unauthorized("metrics token missing or wrong", token_sent=bool(sent))
+    collector: Metrics = state.metrics
+    return Response(collector.exposition(), mimetype=None, content_type=PROMETHEUS_TEXT)

@@ -1,0 +1,69 @@
+"""The gunicorn configuration file: values from settings, timeouts from the request budget."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import pytest
+
+from cds_service.config import load_settings
+from cds_service.server import (
+    MULTIPROCESS_DIR_VARIABLE,
+    gunicorn_options,
+    prepare_metrics_directory,
+)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param(
+            {},
+            {"graceful_timeout": 6, "timeout": 30, "threads": 4, "worker_class": "gthread"},
+            id="defaults: 2 s FHIR budget + 2 s database + 1 s",
+        ),
+        pytest.param(
+            {
+                "MIPOMERSEN_CDS_FHIR_DEADLINE_SECONDS": "20",
+                "MIPOMERSEN_CDS_THREADS": "16",
+                "MIPOMERSEN_CDS_WORKERS": "3",
+            },
+            {"graceful_timeout": 24, "timeout": 48, "threads": 16, "workers": 3},
+            id="a longer FHIR budget lengthens both timeouts",
+        ),
+    ],
+)
+def test_options_follow_the_settings(environ: dict[str, str], expected: dict[str, object]) -> None:
+    options = gunicorn_options(load_settings({"MIPOMERSEN_CDS_AUTH": "off", **environ}))
+    assert {key: options[key] for key in expected} == expected
+    assert options["accesslog"] is None  # the app's JSON request line replaces it
+
+
+def test_default_workers_follow_the_cpu_count() -> None:
+    options = gunicorn_options(load_settings({"MIPOMERSEN_CDS_AUTH": "off"}))
+    assert options["workers"] == 2 * (os.cpu_count() or 1) + 1
+
+
+def test_the_config_module_exposes_settings_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIPOMERSEN_CDS_AUTH", "off")
+    monkeypatch.setenv("MIPOMERSEN_CDS_WORKERS", "2")
+    module = importlib.reload(importlib.import_module("cds_service.gunicorn_conf"))
+    assert module.workers == 2
+    for hook in ("on_starting", "post_worker_init", "child_exit"):
+        assert callable(getattr(module, hook))
+
+
+def test_metrics_directory_starts_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Set then delete through monkeypatch, so the variable is gone again after the test: a
+    # leftover would switch every later app's /metrics to multiprocess mode.
+    monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, "unset-after-the-test")
+    monkeypatch.delenv(MULTIPROCESS_DIR_VARIABLE)
+    stale = tmp_path / "prometheus" / "counter_123.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    directory = prepare_metrics_directory(tmp_path)
+    assert directory == tmp_path / "prometheus"
+    assert list(directory.iterdir()) == []
+    assert os.environ[MULTIPROCESS_DIR_VARIABLE] == str(directory)
