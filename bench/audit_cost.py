@@ -46,7 +46,8 @@ def _without_audit(app: Flask) -> Flask:
     return app
 
 
-def _percentile(samples: list[float], fraction: float) -> float:
+def percentile(samples: list[float], fraction: float) -> float:
+    """Return the sample at `fraction` of the sorted samples (nearest rank)."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
@@ -74,8 +75,8 @@ def measure(calls: int, database_url: str | None) -> dict[str, dict[str, float]]
             app.extensions[EXTENSION_NAME].database.close()
     return {
         name: {
-            "p50": _percentile(values, 0.50),
-            "p99": _percentile(values, 0.99),
+            "p50": percentile(values, 0.50),
+            "p99": percentile(values, 0.99),
             "mean": statistics.fmean(values),
         }
         for name, values in samples.items()

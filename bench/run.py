@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.audit_cost import measure as measure_audit_cost
+from bench.audit_cost import percentile
 from bench.loadgen import LoadResult, run_load
 from bench.workload import NOW, encoded, order_sign_request
 from cds_service import create_app
@@ -44,11 +45,6 @@ RESULTS = ROOT / "bench" / "results"
 SIZES = (10, 100, 200, 1000, 10000)
 SERVICE = find_service("mipomersen-order-sign")
 BASE_ENV = {"MIPOMERSEN_CDS_AUTH": "off"}
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def _timed(function: Callable[[], object], *, budget: float, minimum: int = 15) -> list[float]:
@@ -92,7 +88,7 @@ def in_process(budget: float) -> list[dict[str, Any]]:
                 "observations": size,
                 "body_bytes": len(body),
                 "p50_ms": statistics.median(samples),
-                "p99_ms": _percentile(samples, 0.99),
+                "p99_ms": percentile(samples, 0.99),
                 "floor_p50_ms": statistics.median(floor),
                 "ratio_to_floor": statistics.median(samples) / statistics.median(floor),
                 "peak_memory_mb": peak / 1e6,
@@ -261,7 +257,7 @@ def fhir_fallback(budget: float) -> dict[str, Any]:
         "server_delay_ms": _SlowFhirHandler.delay * 1000,
         "keys_fetched": 4,
         "p50_ms": statistics.median(fetched),
-        "p99_ms": _percentile(fetched, 0.99),
+        "p99_ms": percentile(fetched, 0.99),
         "same_request_prefetched_p50_ms": statistics.median(with_prefetch),
         "fetch_overhead_p50_ms": statistics.median(fetched) - statistics.median(with_prefetch),
     }
