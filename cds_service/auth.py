@@ -339,7 +339,6 @@ def install_authentication(
             "can call it; use this for local development only"
         )
         return
-    require_serving_settings(security)  # before anything touches the disk
     authenticator = Authenticator(
         security,
         replay_store=replay_store or open_replay_store(security.replay_store, settings.data_dir),

@@ -91,7 +91,7 @@ def _decision_card(
         card["selectionBehavior"] = "any"
     card["overrideReasons"] = [
         {"system": OVERRIDE_REASON_SYSTEM, "code": code, "display": display}
-        for code, display in _override_reasons(finding.kind)
+        for code, display in _OVERRIDE_REASONS[finding.kind]
     ]
     card["extension"] = {
         EXTENSION_KEY: {
@@ -472,9 +472,6 @@ _OVERRIDE_REASONS: dict[DecisionKind, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-
-def _override_reasons(kind: DecisionKind) -> tuple[tuple[str, str], ...]:
-    return _OVERRIDE_REASONS[kind]
 
 
 # --- formatting ------------------------------------------------------------------------------

@@ -13,11 +13,12 @@
         │   └── InvalidFields        400 naming every problem at once (feedback items)
         ├── Unauthorized             401: no valid CDS Hooks JWT (the reason is logged, never sent)
         ├── NotFound                 404: unknown service or path
-        ├── MethodNotAllowed         405: wrong method (carries the allowed ones)
         ├── PreconditionFailed       412: required prefetch data absent and not obtainable
-        ├── PayloadTooLarge          413: body over MIPOMERSEN_CDS_MAX_BODY_BYTES
         ├── UnsupportedMediaType     415: body is not JSON
         └── ServiceUnavailable       503: a dependency (JWT replay store, database) is unreachable
+
+Werkzeug's own errors (404 for an unknown path, 405 with `Allow` for a wrong method, 413 for a
+body over MIPOMERSEN_CDS_MAX_BODY_BYTES) are rendered as the same OperationOutcome by the app.
 
 Messages are written for the EHR integrator: they name the field (a dotted path) and the
 problem, never a token, a stack trace or a patient's clinical data.
@@ -155,19 +156,6 @@ class NotFound(HttpError):
     issue_code = "not-found"
 
 
-class MethodNotAllowed(HttpError):
-    """The path exists but not for this HTTP method."""
-
-    status = 405
-    issue_code = "not-supported"
-
-    def __init__(self, message: str, *, allowed: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.allowed = allowed
-
-    def headers(self) -> dict[str, str]:
-        return {"Allow": ", ".join(self.allowed)}
-
 
 class PreconditionFailed(HttpError):
     """Required prefetch data is missing and cannot be obtained (CDS Hooks 2.0 § Prefetch)."""
@@ -195,12 +183,6 @@ class PreconditionFailed(HttpError):
             for key, cause in self.causes.items()
         ]
 
-
-class PayloadTooLarge(HttpError):
-    """The request body exceeds the configured limit."""
-
-    status = 413
-    issue_code = "too-long"
 
 
 class UnsupportedMediaType(HttpError):

@@ -13,7 +13,7 @@ import dataclasses
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
@@ -222,7 +222,7 @@ class FhirClient:
             raise FhirResponseInvalid(f"the FHIR server's answer is larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        for chunk in _chunks(response):
+        for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
             size += len(chunk)
             if size > limit:
                 raise FhirResponseInvalid(f"the FHIR server's answer is larger than {limit} bytes")
@@ -233,9 +233,6 @@ class FhirClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-
-def _chunks(response: requests.Response) -> Iterator[bytes]:
-    yield from response.iter_content(chunk_size=_CHUNK_BYTES)
 
 
 def _check_status(response: requests.Response) -> None:

@@ -19,7 +19,6 @@ from .errors import BadRequest
 from .json_limits import DEFAULT_MAX_JSON_DEPTH, nesting_depth
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
-SUPPORTED_HOOKS = ORDER_HOOKS | {"patient-view"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ default SQLite database is the test's own. `tests.databases` adds the database f
 from __future__ import annotations
 
 import itertools
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -23,6 +24,13 @@ from tests.tokens import auth_settings, ec_key, rsa_key
 pytest_plugins = ["tests.databases"]
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def sequential_ids() -> Callable[[], str]:

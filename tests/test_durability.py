@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cds_service.storage import AuditRecord, Database, FeedbackRecord, upgrade
+from tests.conftest import free_port
 from tests.fhir_builders import hook_request, medication_request, observation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,16 +27,10 @@ SEVERE = hook_request(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(database_url: str, data_dir: Path) -> Iterator[str]:
     """Run `mipomersen-cds serve` (gunicorn) in its own process group; SIGKILL it on exit."""
-    port = _free_port()
+    port = free_port()
     environment = {
         **os.environ,
         "MIPOMERSEN_CDS_DATABASE_URL": database_url,

@@ -20,13 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import free_port
 from tests.tokens import bearer, sandbox_token, trusted_issuers
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -65,7 +60,7 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
 
 
 def test_serve_answers_discovery_under_gunicorn_and_logs_json_lines() -> None:
-    port = _free_port()
+    port = free_port()
     with serving({"MIPOMERSEN_CDS_AUTH": "off"}, port=port) as result:
         status, body, headers = get(port, "/cds-services?patient=secret-query")
     assert status == 200
@@ -85,7 +80,7 @@ def test_serve_answers_discovery_under_gunicorn_and_logs_json_lines() -> None:
 
 
 def test_a_replayed_jwt_is_refused_by_every_worker(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     public_url = f"http://127.0.0.1:{port}"
     env = {
         "MIPOMERSEN_CDS_TRUSTED_ISSUERS": trusted_issuers(),
@@ -117,7 +112,7 @@ def _post(port: int, path: str, body: bytes) -> int:
 
 
 def test_metrics_add_up_over_every_worker_and_health_needs_no_jwt(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         "MIPOMERSEN_CDS_AUTH": "off",
         "MIPOMERSEN_CDS_DATA_DIR": str(tmp_path),
