@@ -166,7 +166,8 @@ def used_resources(evaluation: Evaluation) -> list[dict[str, str]]:
 
     Roles: `deciding` (the number the card quotes), `supporting` (e.g. the confirming result),
     `condition`, `unusable` (the result the card could not use), `skipped` (unreadable),
-    `result` (every result considered when all was well) and `order` (mipomersen orders).
+    `result` (every result considered when all was well), `order` (mipomersen orders) and
+    `excluded` (resources left out because they name no patient, policy 15).
     """
     used: list[tuple[str, ResourceRef | SkippedResource]] = []
     finding = evaluation.decision
@@ -182,6 +183,7 @@ def used_resources(evaluation: Evaluation) -> list[dict[str, str]]:
             used.append(("unusable", finding.unusable.source))
         used += [("skipped", skipped) for skipped in finding.skipped]
     used += [("order", order.source) for order in evaluation.orders]
+    used += [("excluded", excluded) for excluded in evaluation.excluded]
     return [_resource(role, source) for role, source in used]
 
 

@@ -21,6 +21,7 @@ from fhir_mappings.values import (
     Bound,
     LiverCondition,
     MedicationOrder,
+    SkippedResource,
     UnusableResult,
 )
 
@@ -172,12 +173,18 @@ def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...]
     unusable = _unusable_table(evaluation.unusable)
     if unusable:
         parts.append(unusable)
-    if evaluation.skipped:
-        lines = [
-            f"- {_md(skipped.resource_type)} at `{_code(skipped.path)}`: {_md(skipped.message)}"
-            for skipped in evaluation.skipped
-        ]
-        parts.append("**Records skipped because they are not valid FHIR:**\n\n" + "\n".join(lines))
+    in_part = [skipped for skipped in evaluation.skipped if skipped.read_in_part]
+    if in_part:
+        parts.append(
+            "**Mipomersen orders read in part** (the rules used what could be read):\n\n"
+            + _skipped_lines(in_part)
+        )
+    skipped = [skipped for skipped in evaluation.skipped if not skipped.read_in_part]
+    if skipped:
+        parts.append(
+            "**Records skipped because they are not valid FHIR or name no patient:**\n\n"
+            + _skipped_lines(skipped)
+        )
     if data_notes:
         lines = [f"- {_md(note)}" for note in data_notes]
         parts.append("**Data not complete:**\n\n" + "\n".join(lines))
@@ -190,6 +197,13 @@ def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...]
         f"evaluated {_date(evaluation.now)}."
     )
     return "\n\n".join(parts)
+
+
+def _skipped_lines(skipped: Iterable[SkippedResource]) -> str:
+    return "\n".join(
+        f"- {_md(item.resource_type)} at `{_code(item.path)}`: {_md(item.message)}"
+        for item in skipped
+    )
 
 
 def _same_event(other: Finding, finding: Finding) -> bool:

@@ -4,6 +4,11 @@ No Flask and no HTTP here: fetching goes through the `PrefetchFetcher` protocol 
 `FhirClient`). Decides whether mipomersen is involved at all (no card otherwise, policy 11)
 before asking the EHR's FHIR server for anything, and answers 412 when data the rules need can
 be neither found in the prefetch nor fetched (CDS Hooks 2.0.1 § Prefetch).
+
+Every resource is checked to be `context.patientId`'s before it is read (policy 15): one of
+another patient's in the request is refused with 400 naming it (the EHR sent an inconsistent
+request), one the FHIR server returned with 412 for its key; one that names no patient is
+left out and named on the card.
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from fhir_mappings import FhirItem, read_patient_record
+from fhir_mappings import (
+    FhirItem,
+    IdentityProblem,
+    PatientIdentity,
+    attribute_items,
+    read_patient_record,
+)
 from fhir_mappings.values import MedicationCodes, MedicationOrder, PatientRecord
 
 from .cards import CardContext, render_cards
@@ -27,7 +38,7 @@ from .discovery import (
     ServiceDefinition,
     prefetch_templates,
 )
-from .errors import FhirFetchError, PreconditionFailed
+from .errors import BadRequest, FhirFetchError, PreconditionFailed
 from .hook_request import HookRequest, parse_hook_request
 from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
 from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
@@ -66,7 +77,9 @@ class _Data:
     """The data of one hook call as it is completed, key by key."""
 
     plans: dict[str, KeyPlan]
+    identity: PatientIdentity
     items: dict[str, tuple[FhirItem, ...]] = field(default_factory=dict)
+    unattributed: list[tuple[FhirItem, IdentityProblem]] = field(default_factory=list)
     sources: dict[str, DataSource] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -74,6 +87,20 @@ class _Data:
     def all_items(self, keys: Iterable[str] | None = None) -> list[FhirItem]:
         chosen = self.items if keys is None else {k: self.items.get(k, ()) for k in keys}
         return [item for items in chosen.values() for item in items]
+
+    def keep_own(self, key: str, items: tuple[FhirItem, ...], *, fetched: bool) -> None:
+        """Keep this patient's `items` for `key`; refuse another patient's (policy 15)."""
+        attributed = attribute_items(items, self.identity)
+        if attributed.foreign:
+            first = attributed.foreign[0]
+            if fetched:
+                raise PreconditionFailed(
+                    "the FHIR server returned data of another patient",
+                    causes={key: f"{first.message} ({first.path})"},
+                )
+            raise _refused(first, len(attributed.foreign))
+        self.items[key] = attributed.own
+        self.unattributed.extend(attributed.unattributed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +121,19 @@ def evaluate_hook(
     fetcher: PrefetchFetcher | None = None,
 ) -> HookEvaluation:
     """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
-    data = _Data({key: plan_key(request, key, t) for key, t in prefetch_templates().items()})
+    plans = {key: plan_key(request, key, t) for key, t in prefetch_templates().items()}
+    identity = PatientIdentity.of_request(
+        request.patient_id,
+        [*request.draft_orders, *(item for plan in plans.values() for item in plan.items)],
+        server_base=request.fhir_server,
+    )
+    drafts = attribute_items(request.draft_orders, identity, subject_optional=True)
+    if drafts.foreign:
+        raise _refused(drafts.foreign[0], len(drafts.foreign))
+    data = _Data(plans, identity)
     for key, plan in data.plans.items():
         if plan.state in (KeyState.COMPLETE, KeyState.PARTIAL):
-            data.items[key] = plan.items
+            data.keep_own(key, plan.items, fetched=False)
             data.sources[key] = DataSource.PREFETCH
         elif plan.state is KeyState.NULL:
             data.sources[key] = DataSource.NULL
@@ -108,6 +144,7 @@ def evaluate_hook(
             draft_orders=request.draft_orders,
             medication_codes=medication_codes,
             window=reading_window(rules, now),
+            unattributed=data.unattributed,
         )
 
     if request.is_order_hook:
@@ -185,13 +222,21 @@ def _complete(
         if fetched.failure is not None:
             data.failures[plan.key] = fetched.failure
             continue
-        data.items[plan.key] = fetched.items
+        data.keep_own(plan.key, fetched.items, fetched=True)
         data.sources[plan.key] = (
             DataSource.PREFETCH_AND_FHIR_SERVER
             if plan.state is KeyState.PARTIAL
             else DataSource.FHIR_SERVER
         )
         data.notes.extend(f"{plan.key}: {note}" for note in fetched.notes)
+
+
+def _refused(problem: IdentityProblem, count: int) -> BadRequest:
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    return BadRequest(
+        f"{problem.message}: a request must hold only this patient's data{more}",
+        path=problem.path,
+    )
 
 
 def _why_not_fetchable(request: HookRequest, fetcher: PrefetchFetcher | None) -> str | None:

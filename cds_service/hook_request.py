@@ -119,7 +119,7 @@ def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
     selections: tuple[str, ...] = ()
     draft_orders: tuple[FhirItem, ...] = ()
     if hook in ORDER_HOOKS:
-        draft_orders = _parse_draft_orders(context, patient_id)
+        draft_orders = _parse_draft_orders(context)
         if hook == "order-select":
             selections = _parse_selections(context)
     return HookRequest(
@@ -194,38 +194,15 @@ def _parse_selections(context: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _parse_draft_orders(context: Mapping[str, Any], patient_id: str) -> tuple[FhirItem, ...]:
+def _parse_draft_orders(context: Mapping[str, Any]) -> tuple[FhirItem, ...]:
     path = "context.draftOrders"
     value = context.get("draftOrders")
     if value is None:
         raise BadRequest(f"{path} is required for order hooks", path=path)
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise BadRequest(f"{path} must be a FHIR Bundle", path=path)
-    items = _read(value, path)
-    for item in items:
-        subject_path, reference = _subject_reference(item)
-        if reference is not None and not _refers_to_patient(reference, patient_id):
-            raise BadRequest(
-                "draft order is for a different patient than context.patientId",
-                path=subject_path,
-            )
-    return items
-
-
-def _subject_reference(item: FhirItem) -> tuple[str, str | None]:
-    """Return where an order names its patient (subject, or patient on NutritionOrder)."""
-    for key in ("subject", "patient"):
-        target = item.resource.get(key)
-        if isinstance(target, dict):
-            reference = target.get("reference")
-            if isinstance(reference, str):
-                return f"{item.path}.{key}.reference", reference
-    return item.path, None
-
-
-def _refers_to_patient(reference: str, patient_id: str) -> bool:
-    expected = f"Patient/{patient_id}"
-    return reference == expected or reference.endswith("/" + expected)
+    # Whose orders they are is checked with the rest of the data (evaluation, policy 15).
+    return _read(value, path)
 
 
 def _parse_prefetch(value: Any) -> dict[str, tuple[FhirItem, ...] | None]:

@@ -8,6 +8,13 @@ dataclasses of `fhir_mappings.values`. Codes and units are data with provenance 
 from __future__ import annotations
 
 from fhir_mappings._errors import FhirMappingError
+from fhir_mappings._identity import (
+    AttributedItems,
+    Attribution,
+    IdentityProblem,
+    PatientIdentity,
+    attribute_items,
+)
 from fhir_mappings._loinc import analyte_for_loinc, loinc_codes
 from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
@@ -17,10 +24,15 @@ from fhir_mappings._validation import preload_validators
 from fhir_mappings.values import ReadingWindow
 
 __all__ = [
+    "AttributedItems",
+    "Attribution",
     "FhirItem",
     "FhirMappingError",
+    "IdentityProblem",
+    "PatientIdentity",
     "ReadingWindow",
     "analyte_for_loinc",
+    "attribute_items",
     "from_canonical",
     "loinc_codes",
     "parse_fhir_datetime",

@@ -22,7 +22,7 @@ from fhir_mappings._errors import FhirMappingError
 from fhir_mappings._json import JsonObject, codings, object_at, objects_at, str_at
 from fhir_mappings._resources import FhirItem, resource_ref
 from fhir_mappings._times import parse_fhir_datetime
-from fhir_mappings.values import MedicationCodes, MedicationOrder
+from fhir_mappings.values import MedicationCodes, MedicationOrder, SkippedResource
 
 ATC_SYSTEMS = frozenset(
     {
@@ -97,9 +97,18 @@ def mipomersen_match(
 
 
 def read_medication_order(
-    item: FhirItem, medication: JsonObject | None, matched_by: str, *, is_draft_order: bool
+    item: FhirItem,
+    medication: JsonObject | None,
+    matched_by: str,
+    *,
+    is_draft_order: bool,
+    problem: SkippedResource | None = None,
 ) -> MedicationOrder:
-    """Return the `MedicationOrder` of a validated mipomersen MedicationRequest."""
+    """Return the `MedicationOrder` of a mipomersen MedicationRequest.
+
+    Reads leniently: an element that is absent or malformed reads as unknown (`problem` says
+    which one failed validation), so an invalid order is still an order (policy 15).
+    """
     request = item.resource
     subject = object_at(request, "subject")
     return MedicationOrder(
@@ -111,6 +120,7 @@ def read_medication_order(
         medication=_medication_name(request, medication),
         matched_by=matched_by,
         is_draft_order=is_draft_order,
+        problem=problem,
     )
 
 

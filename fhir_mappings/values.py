@@ -103,6 +103,7 @@ class UnusableReason(StrEnum):
     RETRACTED = "retracted"  # entered-in-error or cancelled: listed, never used
     INVALID = "invalid"  # failed FHIR validation
     AMBIGUOUS = "ambiguous"  # e.g. "<= 200 U/L" with a ULN of 40: the level is unknown
+    UNATTRIBUTED = "unattributed"  # no subject: cannot be told to be this patient's (policy 15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,17 @@ class Coding:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedResource:
+    """A resource the rules would have used but that failed FHIR validation."""
+
+    resource_type: str
+    id: str | None
+    path: str  # dotted path of the first error, e.g. prefetch.labs.entry[3].resource.valueQuantity
+    message: str
+    read_in_part: bool = False  # a mipomersen order still used for what could be read (policy 15)
+
+
+@dataclass(frozen=True, slots=True)
 class MedicationOrder:
     """A mipomersen MedicationRequest (policy 6), from the draft orders or the patient's history."""
 
@@ -143,6 +155,7 @@ class MedicationOrder:
     medication: str  # human-readable name for the card
     matched_by: str  # why it is mipomersen, e.g. "ATC C10AX11" or "text 'Kynamro'"
     is_draft_order: bool = False  # came from context.draftOrders
+    problem: SkippedResource | None = None  # the element that could not be read, if any
 
 
 class LiverConditionKind(StrEnum):
@@ -164,16 +177,6 @@ class LiverCondition:
 
 
 @dataclass(frozen=True, slots=True)
-class SkippedResource:
-    """A resource the rules would have used but that failed FHIR validation."""
-
-    resource_type: str
-    id: str | None
-    path: str  # dotted path of the first error, e.g. prefetch.labs.entry[3].resource.valueQuantity
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """Everything the rules need about one patient, parsed once at the edge."""
 
@@ -182,6 +185,7 @@ class PatientRecord:
     medication_orders: tuple[MedicationOrder, ...] = ()
     conditions: tuple[LiverCondition, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
+    excluded: tuple[SkippedResource, ...] = ()  # not provably this patient's (policy 15)
 
     @property
     def draft_orders(self) -> tuple[MedicationOrder, ...]:

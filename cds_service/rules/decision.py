@@ -124,6 +124,7 @@ class Evaluation:
     skipped: tuple[SkippedResource, ...] = ()
     orders: tuple[MedicationOrder, ...] = ()  # the mipomersen orders evaluated
     therapy_start: datetime | None = None
+    excluded: tuple[SkippedResource, ...] = ()  # not provably this patient's (policy 15)
 
     @property
     def decision(self) -> Finding | None:

@@ -88,4 +88,5 @@ def evaluate(
         skipped=chart.skipped,
         orders=chart.orders,
         therapy_start=chart.therapy_start,
+        excluded=record.excluded,
     )
