@@ -118,6 +118,11 @@ def _summary_text(finding: Finding) -> str:
     reason = finding.reason
     if reason is Reason.ACTIVE_LIVER_DISEASE:
         return f"Mipomersen is contraindicated: {_condition_name(finding.condition)}"
+    if reason is Reason.ACTIVE_LIVER_DISEASE_ON_THERAPY:
+        return (
+            f"Mipomersen is contraindicated, reassess therapy: "
+            f"{_condition_name(finding.condition)}"
+        )
     if reason is Reason.ELEVATION_WITH_BILIRUBIN:
         bilirubin = _first_of(finding.supporting, Analyte.TOTAL_BILIRUBIN)
         extra = f", total bilirubin {_multiple(bilirubin)} ULN" if bilirubin else ""
@@ -132,6 +137,8 @@ def _summary_text(finding: Finding) -> str:
         return f"Withhold mipomersen: {deciding}, confirmed"
     if reason is Reason.ELEVATION_PENDING_REPEAT:
         return f"Withhold mipomersen until a repeat test: {deciding}"
+    if reason is Reason.ELEVATION_NOT_RESOLVED:
+        return f"Keep withholding mipomersen until ALT and AST are <3× ULN: {deciding}"
     if reason is Reason.CONFIRM_ELEVATION:
         return f"Repeat ALT/AST by {_date(finding.due)} to confirm {deciding}"
     if reason is Reason.BASELINE_MISSING:
@@ -170,6 +177,9 @@ def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...]
             f"No reference range was sent for {_names(defaults)}: the default ULN was used "
             "(project policy 4)."
         )
+    history = _history(evaluation)
+    if history:
+        parts.append(history)
     unusable = _unusable_table(evaluation.unusable)
     if unusable:
         parts.append(unusable)
@@ -251,10 +261,23 @@ def _advice(finding: Finding) -> str:
             f"waiting for a repeat test, investigate the probable cause{follow_up}. If dosing "
             "resumes after the values fall below 3× ULN, monitor liver tests more often."
         )
+    if reason is Reason.ACTIVE_LIVER_DISEASE_ON_THERAPY:
+        return (
+            "**Reassess mipomersen therapy.** The patient is on mipomersen and has an active liver "
+            f"condition recorded ({_md(_condition_name(finding.condition))}); active liver "
+            "disease and moderate or severe hepatic impairment are contraindications."
+        )
     if reason is Reason.CONFIRMED_ELEVATION:
         return (
-            "**Withhold mipomersen.** An ALT or AST of at least 3× ULN was confirmed by a second "
-            f"result within a week: withhold dosing, investigate the probable cause{follow_up}."
+            "**Withhold mipomersen.** An ALT or AST of at least 3× ULN was confirmed by the "
+            "previous result, also at least 3× ULN: withhold dosing, investigate the probable "
+            f"cause{follow_up}."
+        )
+    if reason is Reason.ELEVATION_NOT_RESOLVED:
+        return (
+            "**Keep withholding mipomersen.** Withholding began with the result below and lasts "
+            "until a later ALT and a later AST are both below 3× ULN; not yet for "
+            f"{_names(finding.missing)}. Repeat the tests{_due_phrase(finding)}{follow_up}."
         )
     if reason is Reason.ELEVATION_PENDING_REPEAT:
         return (
@@ -299,7 +322,8 @@ def _advice(finding: Finding) -> str:
     if reason is Reason.BASELINE_ABNORMAL:
         return (
             "**Work up the abnormal baseline before starting mipomersen.** The label asks that "
-            "abnormal baseline liver tests be investigated and explained or resolved first."
+            "abnormal baseline liver tests be investigated and explained or resolved before the "
+            f"first dose{follow_up}."
         )
     return (
         "**Check the chart.** A record the liver-safety rules would use is not valid FHIR and was "
@@ -364,6 +388,22 @@ def _results_table(evaluation: Evaluation, finding: Finding) -> str:
             f"| {_date(result.effective)} | {source} |"
         )
     return "**Results used:**\n\n" + "\n".join(lines)
+
+
+def _history(evaluation: Evaluation) -> str:
+    """Return the abnormal results that may not decide (policy 13), one line each."""
+    if not evaluation.history or evaluation.history_before is None:
+        return ""
+    when = (
+        f"before this course began ({_date(evaluation.history_before)})"
+        if evaluation.history_before == evaluation.therapy_start
+        else "before therapy"
+    )
+    lines = [f"- {_md(_quote(row))}, {when}" for row in evaluation.history]
+    return (
+        "**History** (abnormal results too old to decide; project policy 13):\n\n"
+        + "\n".join(lines)
+    )
 
 
 def _unusable_table(unusable: Iterable[UnusableResult]) -> str:

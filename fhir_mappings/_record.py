@@ -285,7 +285,9 @@ def _in_window(
                 settled_on = candidate.day
     margin = timedelta(days=1)  # `day` is the day as written, not in UTC
     recent_start = (min(anchors) - window.recent - margin).date()
-    older_start = (min(anchors) - window.lookback - margin).date()
+    older_start = (
+        date.min if window.lookback is None else (min(anchors) - window.lookback - margin).date()
+    )
     for candidate in candidates:
         if candidate.order in chosen:
             continue

@@ -199,13 +199,14 @@ class ReadingWindow:
 
     Each analyte's latest usable result, and its latest usable exact one, are always read. The
     window is measured back from the earliest of `now` and those results of the `anchors`
-    analytes: every result within `recent` of it is read; an older one within `lookback` is read
+    analytes: every result within `recent` of it is read; an older one within `lookback` (any age
+when None) is read
     only when `keep_older` says so (all of them when it is None); anything older is left out.
     """
 
     now: datetime
     recent: timedelta
-    lookback: timedelta
+    lookback: timedelta | None  # None: no limit
     anchors: frozenset[Analyte] = TRANSAMINASES
     keep_older: Callable[[LabResult], bool] | None = None
 

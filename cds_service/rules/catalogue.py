@@ -41,6 +41,12 @@ DISCONTINUE_WITH_LIVER_DISEASE = Rule(
     "project policy 9",
 )
 
+CONTRAINDICATED_ON_THERAPY = Rule(
+    "policy-10-contraindicated-on-therapy",
+    "Kynamro PI §4 Contraindications (active liver disease, moderate or severe hepatic "
+    "impairment) for a patient on an active course: reassess therapy; project policy 10",
+)
+
 WITHHOLD_SEVERE = Rule(
     "label-2.3-withhold-5x-uln",
     "Kynamro PI boxed warning and §2.3 dose modification table (ALT or AST ≥5× ULN: withhold, "
@@ -49,7 +55,12 @@ WITHHOLD_SEVERE = Rule(
 WITHHOLD_CONFIRMED = Rule(
     "policy-3-confirmed-elevation",
     "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× ULN confirmed by a repeat "
-    "measurement within one week: withhold); project policy 3",
+    "measurement: withhold); project policy 3",
+)
+WITHHOLD_UNTIL_RESOLVED = Rule(
+    "policy-12-withhold-until-resolved",
+    "Kynamro PI §2.3 dose modification table (resume only after transaminases resolve to "
+    "<3× ULN); project policy 12",
 )
 WITHHOLD_PENDING_REPEAT = Rule(
     "conservative-withhold-3x-uln",
@@ -69,7 +80,7 @@ BASELINE = Rule(
 BASELINE_ABNORMAL = Rule(
     "label-5.1-baseline-abnormal",
     "Kynamro PI W&P 5.1 (abnormal baseline liver tests: start only after work-up); "
-    "project policy 7",
+    "project policies 7 and 14",
 )
 MONITORING_FIRST_YEAR = Rule(
     "policy-7-monitoring-first-year",
@@ -109,11 +120,13 @@ RECORD_UNREADABLE = Rule(
 
 ALL_RULES: tuple[Rule, ...] = (
     CONTRAINDICATED_ACTIVE_LIVER_DISEASE,
+    CONTRAINDICATED_ON_THERAPY,
     DISCONTINUE_WITH_BILIRUBIN,
     DISCONTINUE_WITH_SYMPTOMS,
     DISCONTINUE_WITH_LIVER_DISEASE,
     WITHHOLD_SEVERE,
     WITHHOLD_CONFIRMED,
+    WITHHOLD_UNTIL_RESOLVED,
     WITHHOLD_PENDING_REPEAT,
     CONFIRM_ELEVATION,
     BASELINE,

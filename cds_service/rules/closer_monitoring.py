@@ -13,6 +13,9 @@ evidence). This reason wins when the next one also applies.
 When every current ALT and AST is below 3× ULN and the deciding one is above ULN
 Then monitor closely: above ULN.
 
+Neither while a withhold lasts (policy 12: until a later ALT and a later AST are both below
+3× ULN), nor on history (policy 13).
+
 "Below 3× ULN" is certain here: a "≥ v" floor below 3× ULN never reaches this rule (`uln` makes
 it an ambiguous, unusable result instead).
 """
@@ -29,10 +32,10 @@ from .uln import is_above_uln
 def findings(chart: Chart) -> list[Finding]:
     """Return the closer-monitoring finding for ALT/AST below 3× ULN, if one applies."""
     current = chart.transaminases
-    if current is None or elevations(current, chart.config):
+    if current is None or elevations(current, chart.config) or chart.is_withholding:
         return []
     deciding = current.deciding
-    previous = earlier_elevation(current, chart.results, chart.config)
+    previous = earlier_elevation(current, chart.current_results, chart.config)
     if previous is not None:
         rule = catalogue.RESOLVED_AFTER_ELEVATION
         return [

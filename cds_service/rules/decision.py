@@ -53,11 +53,13 @@ class Reason(StrEnum):
     """Machine-readable reason of a finding; the card module has one wording per reason."""
 
     ACTIVE_LIVER_DISEASE = "active-liver-disease"
+    ACTIVE_LIVER_DISEASE_ON_THERAPY = "active-liver-disease-on-therapy"
     ELEVATION_WITH_BILIRUBIN = "transaminase-with-bilirubin"
     ELEVATION_WITH_SYMPTOMS = "transaminase-with-symptoms"
     ELEVATION_WITH_LIVER_DISEASE = "transaminase-with-liver-disease"
     SEVERE_ELEVATION = "transaminase-5x-uln"
     CONFIRMED_ELEVATION = "confirmed-transaminase-3x-uln"
+    ELEVATION_NOT_RESOLVED = "transaminase-not-resolved"
     ELEVATION_PENDING_REPEAT = "transaminase-3x-uln-pending-repeat"  # conservative profile
     CONFIRM_ELEVATION = "confirm-transaminase-3x-uln"
     BASELINE_MISSING = "baseline-missing"
@@ -125,6 +127,8 @@ class Evaluation:
     orders: tuple[MedicationOrder, ...] = ()  # the mipomersen orders evaluated
     therapy_start: datetime | None = None
     excluded: tuple[SkippedResource, ...] = ()  # not provably this patient's (policy 15)
+    history: tuple[AssessedResult, ...] = ()  # abnormal results that may not decide (policy 13)
+    history_before: datetime | None = None  # where history ends
 
     @property
     def decision(self) -> Finding | None:

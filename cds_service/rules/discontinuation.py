@@ -57,7 +57,7 @@ def bilirubin_with_elevation(
     config = chart.config
     bilirubins = [
         assessed
-        for assessed in chart.results_of(Analyte.TOTAL_BILIRUBIN)
+        for assessed in chart.current_of(Analyte.TOTAL_BILIRUBIN)
         if is_bilirubin_elevation(assessed, config)
     ]
     for elevation in elevated:

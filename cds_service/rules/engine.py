@@ -1,7 +1,7 @@
 """Apply every liver-safety rule to one patient record at one instant.
 
-Implements REFERENCE.md project policies 1-11 through the rule modules (each cites its own label
-section) and orders what they find.
+Implements project policies 1-15 (docs/clinical-policy.md) through the rule modules (each cites
+its own label section) and orders what they find.
 
 When the rules run for a mipomersen order (ordering) or a patient on mipomersen (chart review)
 Then every finding is returned, most severe first (contraindicated, discontinue, withhold,
@@ -31,11 +31,13 @@ from .decision import Evaluation, Finding, Occasion, Reason
 # Within one decision kind, the reason a card should lead with comes first.
 REASON_PRIORITY: tuple[Reason, ...] = (
     Reason.ACTIVE_LIVER_DISEASE,
+    Reason.ACTIVE_LIVER_DISEASE_ON_THERAPY,
     Reason.ELEVATION_WITH_BILIRUBIN,
     Reason.ELEVATION_WITH_SYMPTOMS,
     Reason.ELEVATION_WITH_LIVER_DISEASE,
     Reason.SEVERE_ELEVATION,
     Reason.CONFIRMED_ELEVATION,
+    Reason.ELEVATION_NOT_RESOLVED,
     Reason.ELEVATION_PENDING_REPEAT,
     Reason.CONFIRM_ELEVATION,
     Reason.RESULT_UNUSABLE,
@@ -89,4 +91,6 @@ def evaluate(
         orders=chart.orders,
         therapy_start=chart.therapy_start,
         excluded=record.excluded,
+        history=chart.history,
+        history_before=chart.history_before,
     )

@@ -9,9 +9,10 @@ When a first mipomersen order is being placed (no prior order)
 and ALT, AST, ALP or total bilirubin has no usable result within 30 days before now
 Then repeat tests: the baseline is missing (due now).
 
-When a first mipomersen order is being placed and the latest baseline ALP or total bilirubin is
-above its ULN
-Then monitor closely: start only after the abnormality is worked up.
+When a first mipomersen order is being placed and the latest baseline ALT, AST, ALP or total
+bilirubin is above its ULN
+Then obtain the work-up tests (a warning, policy 14): start only after the abnormality is
+explained or resolved.
 
 When the patient is on therapy (a prior order, or chart review)
 and ALT or AST has no usable result within the monitoring interval before now
@@ -42,7 +43,7 @@ BASELINE_ANALYTES: tuple[Analyte, ...] = (
     Analyte.ALP,
     Analyte.TOTAL_BILIRUBIN,
 )
-BASELINE_ABNORMAL_ANALYTES: tuple[Analyte, ...] = (Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
+BASELINE_ABNORMAL_ANALYTES: tuple[Analyte, ...] = BASELINE_ANALYTES
 MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
 
 
@@ -72,7 +73,7 @@ def missing_baseline(chart: Chart) -> tuple[Analyte, ...]:
 
 
 def abnormal_baseline(chart: Chart) -> tuple[AssessedResult, ...]:
-    """Return the latest baseline ALP and total bilirubin that are above ULN, highest first."""
+    """Return the latest baseline ALT, AST, ALP and total bilirubin above ULN, highest first."""
     abnormal: list[AssessedResult] = []
     for analyte in BASELINE_ABNORMAL_ANALYTES:
         latest = latest_result(baseline_results(chart, analyte), analyte)
@@ -100,7 +101,7 @@ def has_recent_elevation(chart: Chart) -> bool:
         is_transaminase(a)
         and is_elevation(a, chart.config)
         and is_within_before(a.result.effective, chart.now, window)
-        for a in chart.results
+        for a in chart.current_results
     )
 
 
@@ -145,12 +146,14 @@ def baseline_findings(chart: Chart) -> list[Finding]:
         rule = catalogue.BASELINE_ABNORMAL
         found.append(
             Finding(
-                kind=DecisionKind.MONITOR_CLOSELY,
+                kind=DecisionKind.REPEAT_TEST,
                 reason=Reason.BASELINE_ABNORMAL,
                 rule=rule.id,
                 source=rule.source,
                 deciding=abnormal[0],
                 supporting=abnormal[1:],
+                follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL, FollowUpTest.INR),
+                due=chart.now,
             )
         )
     return found

@@ -8,8 +8,13 @@ When a current ALT or AST is ≥5× ULN
 Then withhold, no confirmation step (both profiles).
 
 When a current ALT or AST is ≥3× ULN and confirmed by an earlier ALT or AST ≥3× ULN at most
-7 days before it, nothing below 3× ULN in between
+31 days before it, nothing below 3× ULN in between
 Then withhold (both profiles); the confirming result is the supporting evidence.
+
+When an earlier ALT or AST warranted withholding (≥5× ULN, or confirmed) and no ALT and AST
+taken after it are both below 3× ULN
+Then keep withholding (both profiles, policy 12), whatever the current level and however long
+ago it began; `missing` names the transaminases not yet back below 3× ULN.
 
 When the elevation is ≥3× and <5× ULN and not confirmed
 Then, under the label profile, repeat the test within one week of it (due now if that week has
@@ -39,7 +44,7 @@ _PANEL_ANALYTES: tuple[Analyte, ...] = (Analyte.TOTAL_BILIRUBIN, Analyte.ALP)
 
 def has_result_since(chart: Chart, analyte: Analyte, since: datetime) -> bool:
     """Return True when the analyte has a usable result taken at or after `since`."""
-    return any(a.result.effective >= since for a in chart.results_of(analyte))
+    return any(a.result.effective >= since for a in chart.current_of(analyte))
 
 
 def additional_tests(chart: Chart, elevation: AssessedResult) -> tuple[FollowUpTest, ...]:
@@ -65,11 +70,11 @@ def findings(chart: Chart) -> list[Finding]:
     config = chart.config
     elevated = elevations(chart.transaminases, config)
     if not elevated:
-        return []
+        return _until_resolved(chart)
     deciding = elevated[0]
     if is_severe_elevation(deciding, config):
         return [_withhold(chart, Reason.SEVERE_ELEVATION, catalogue.WITHHOLD_SEVERE, deciding)]
-    confirmed = confirmed_elevation(chart.transaminases, chart.results, config)
+    confirmed = confirmed_elevation(chart.transaminases, chart.current_results, config)
     if confirmed is not None:
         elevation, confirming = confirmed
         return [
@@ -81,6 +86,8 @@ def findings(chart: Chart) -> list[Finding]:
                 supporting=(confirming,),
             )
         ]
+    if chart.is_withholding:
+        return _until_resolved(chart)
     if chart.is_conservative:
         tests = additional_tests(chart, deciding)
         if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:
@@ -107,6 +114,30 @@ def findings(chart: Chart) -> list[Finding]:
             deciding=deciding,
             follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
             due=repeat_due(chart, deciding),
+        )
+    ]
+
+
+def _until_resolved(chart: Chart) -> list[Finding]:
+    """Return the withhold that lasts until ALT and AST are both below 3× ULN (policy 12)."""
+    episode = chart.withhold_episode
+    if episode is None or episode.resolved:
+        return []
+    tests = additional_tests(chart, episode.began_with)
+    if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:  # the panel carries ALT and AST
+        tests = (FollowUpTest.HEPATIC_FUNCTION_PANEL, *tests)
+    rule = catalogue.WITHHOLD_UNTIL_RESOLVED
+    return [
+        Finding(
+            kind=DecisionKind.WITHHOLD,
+            reason=Reason.ELEVATION_NOT_RESOLVED,
+            rule=rule.id,
+            source=rule.source,
+            deciding=episode.began_with,
+            supporting=tuple(reversed(episode.since)),
+            missing=episode.unresolved_analytes(chart.config),
+            follow_up=tests,
+            due=chart.now + chart.config.repeat_within,
         )
     ]
 

@@ -59,7 +59,7 @@ def test_findings_most_severe_first() -> None:
         "discontinue/transaminase-with-liver-disease",
         "withhold/transaminase-5x-uln",
         "repeat-test/latest-result-unusable",
-        "monitor-closely/baseline-abnormal",
+        "repeat-test/baseline-abnormal",  # a warning since policy 14
         "monitor-closely/record-unreadable",
     ]
     assert evaluation.kind is DecisionKind.CONTRAINDICATED

@@ -51,9 +51,11 @@ def test_no_alt_or_ast_means_no_current_level() -> None:
 @pytest.mark.parametrize(
     ("labs", "confirmed"),
     [
-        pytest.param([alt(130), alt(120, 7)], True, id="exactly 7 days, exactly 3.0x"),
+        pytest.param([alt(130), alt(120, 7)], True, id="7 days, exactly 3.0x"),
+        pytest.param([alt(130), alt(120, 31)], True, id="policy 3: exactly 31 days confirms"),
         pytest.param([alt(130), alt(119.9, 7)], False, id="earlier just below 3x"),
-        pytest.param([alt(130), alt(120, 7, minutes_ago=1)], False, id="7 days + 1 minute"),
+        pytest.param([alt(130), alt(120, 7, minutes_ago=1)], True, id="policy 3: late repeat"),
+        pytest.param([alt(130), alt(120, 31, minutes_ago=1)], False, id="31 days + 1 minute"),
         pytest.param([alt(119.9), alt(130, 2)], False, id="candidate below 3x"),
         pytest.param([alt(130)], False, id="no earlier result"),
     ],
