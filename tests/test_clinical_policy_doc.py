@@ -192,7 +192,7 @@ def test_a_code_row_removed_by_hand_is_restored_from_the_data() -> None:
     row = next(line for line in DOC.splitlines() if line.startswith("| Total bilirubin | `1975-2`"))
     edited = DOC.replace(row + "\n", "")
     assert edited != DOC
-    assert tables.render(edited) == DOC
+    assert tables.render(edited) == tables.render(DOC)
 
 
 def test_a_block_missing_from_the_document_is_an_error() -> None:
