@@ -1,9 +1,10 @@
 """Every rule the service can fire: a stable id and the clinical source a card cites.
 
 Ids never change once released (cards, audit records and golden files quote them). Sources cite the
-Kynamro (mipomersen) prescribing information (PI, NDA 203568) sections and the project policy points
-of `shared/clinical/REFERENCE.md`; "seed guide 003" is the stricter guide behind the
-`conservative` profile (policy 1).
+Kynamro (mipomersen) prescribing information (PI, NDA 203568) sections and the project policies of
+`docs/clinical-policy.md`, where each policy has a heading and every rule a row; "seed guide 003"
+is the stricter guide behind the `conservative` profile (policy 1).
+`tests/test_clinical_policy_doc.py` checks that each rule and each policy cited is in the document.
 """
 
 from __future__ import annotations
