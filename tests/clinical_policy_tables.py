@@ -63,6 +63,10 @@ SETTING_MEANINGS: Mapping[str, tuple[str, Sequence[int | str]]] = {
         "Longest gap between an elevation and the earlier result that confirms it",
         (3,),
     ),
+    "current_window": (
+        "How close before the latest ALT/AST the other one still describes the current level",
+        (2,),
+    ),
     "discontinue_window": (
         "Bilirubin or liver-injury symptom at most this far from the elevation",
         (9,),

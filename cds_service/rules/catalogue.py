@@ -110,13 +110,13 @@ RESOLVED_AFTER_ELEVATION = Rule(
 
 RESULT_UNUSABLE = Rule(
     "data-quality-result-unusable",
-    "Project policies 5 and 11 (an unusable result is named, never guessed, and never gives an "
-    "all clear)",
+    "Project policies 5, 11 and 15 (an unusable result, or one naming no patient, is named, never "
+    "guessed, and never gives an all clear)",
 )
 RECORD_UNREADABLE = Rule(
     "data-quality-record-unreadable",
-    "Project policies 9, 10 and 11 (an unreadable Condition or MedicationRequest may hide a "
-    "contraindication or the therapy start)",
+    "Project policies 9, 10, 11 and 15 (an unreadable Condition or MedicationRequest may hide a "
+    "contraindication or the therapy start; a mipomersen order is read in part, never ignored)",
 )
 
 ALL_RULES: tuple[Rule, ...] = (
