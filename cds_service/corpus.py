@@ -181,20 +181,29 @@ def run_corpus(
 ) -> CorpusSummary:
     """Evaluate `files` in order, writing one JSON line each; show progress on a terminal.
 
-    Lines go to `out` (default: `sys.stdout` as it is at each write, so that the progress bar
-    can redirect them above itself); the progress bar and the summary go to `console`
-    (default: standard error).
+    Lines go to `out` (default: standard output); the progress bar and the summary go to
+    `console` (default: standard error). When both are the terminal, lines are printed through
+    the console so that they scroll above the bar instead of breaking it.
     """
+    out = out or sys.stdout
     console = console or Console(stderr=True)
+    shared_terminal = console.is_terminal and out.isatty()
+
+    def emit(line: str) -> None:
+        if shared_terminal:
+            console.print(line, soft_wrap=True, markup=False, highlight=False, emoji=False)
+        else:
+            out.write(line + "\n")
+
     summary = CorpusSummary()
     wall, cpu = time.perf_counter(), time.process_time()
     for outcome in _with_progress(files, answer, describe, read, console):
-        (out or sys.stdout).write(outcome_line(outcome) + "\n")
+        emit(outcome_line(outcome))
         summary.decisions[outcome.decision] += 1
         summary.milliseconds.append(outcome.ms)
     summary.wall_seconds = time.perf_counter() - wall
     summary.cpu_seconds = time.process_time() - cpu
-    (out or sys.stdout).flush()
+    out.flush()
     console.print(summary_table(summary))
     console.print(summary_figures(summary), highlight=False)
     return summary
@@ -223,7 +232,11 @@ def _with_progress(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    # No redirection of sys.stdout: JSON lines sent to a file or a pipe must stay there.
+    progress = Progress(
+        *columns, console=console, transient=True, redirect_stdout=False, redirect_stderr=False
+    )
+    with progress:
         task = progress.add_task("evaluating", total=len(files))
         for outcome in outcomes():
             yield outcome

@@ -288,3 +288,25 @@ def test_files_are_listed_as_given_and_directories_sorted(tmp_path: Path) -> Non
     write_corpus(tmp_path / "d", {"b.json": {}, "a.JSON": {}, "c.txt": ""})
     listed = corpus_files(["z.json", str(tmp_path / "d")])
     assert listed == ["z.json", str(tmp_path / "d" / "a.JSON"), str(tmp_path / "d" / "b.json")]
+
+
+class _TerminalOutput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_one_terminal_the_lines_scroll_above_the_progress_bar() -> None:
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=60)
+    out = _TerminalOutput()
+    run_corpus(
+        ["a-file-with-a-long-name-that-would-wrap.json"],
+        answer=lambda raw: None,
+        describe=str,
+        read=lambda name: b"{}",
+        out=out,
+        console=console,
+    )
+    assert out.getvalue() == ""
+    line = next(row for row in terminal.getvalue().splitlines() if '"file"' in row)
+    assert json.loads(line[line.index("{") :])["decision"] == "not-involved"  # not wrapped
