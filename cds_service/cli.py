@@ -132,8 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate CDS Hooks requests or FHIR Bundles from files and print the card(s)",
-        description="Evaluate a CDS Hooks request or a FHIR Bundle and print the card(s); "
-        "evaluate a directory or several files as JSON lines.",
+        description="Evaluate a CDS Hooks request or a FHIR Bundle and print the card(s);\n"
+        "evaluate a directory or several files as JSON lines, one per file.",
         epilog=_EVALUATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
