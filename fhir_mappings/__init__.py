@@ -7,6 +7,7 @@ dataclasses of `fhir_mappings.values`. Codes and units are data with provenance 
 
 from __future__ import annotations
 
+from fhir_mappings._budget import WorkLimitExceeded, work_limits
 from fhir_mappings._errors import FhirMappingError
 from fhir_mappings._loinc import analyte_for_loinc, loinc_codes
 from fhir_mappings._record import read_patient_record
@@ -20,6 +21,7 @@ __all__ = [
     "FhirItem",
     "FhirMappingError",
     "ReadingWindow",
+    "WorkLimitExceeded",
     "analyte_for_loinc",
     "from_canonical",
     "loinc_codes",
@@ -29,4 +31,5 @@ __all__ = [
     "read_resources",
     "supported_units",
     "to_canonical",
+    "work_limits",
 ]
