@@ -10,7 +10,7 @@ FUZZ_REQUESTS ?= 10000
 # Where the service keeps its SQLite database; the service reads the same variable.
 MIPOMERSEN_CDS_DATA_DIR ?= data
 
-.PHONY: run test fuzz bench clean
+.PHONY: run test fuzz bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ fuzz: $(VENV)/.installed-test
 # Benchmark (issue 7): prints tables with the goals beside the figures, writes bench/results/.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Fault suite (issue 12): hostile input, SIGKILL under load, database, Redis and disk faults,
+# slow clients with and without nginx; prints the table of the README's reliability section.
+chaos: $(VENV)/.installed-test
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

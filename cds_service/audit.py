@@ -208,5 +208,7 @@ def _issue_locations(error: HttpError) -> list[dict[str, Any]]:
 def _sent_text(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
-    # PostgreSQL text cannot hold NUL, which JSON allows: never lose a record over it.
-    return value[:MAX_SENT_TEXT].replace("\x00", "\N{REPLACEMENT CHARACTER}")
+    # PostgreSQL text cannot hold NUL, which JSON allows, and no UTF-8 column can hold a lone
+    # surrogate (refused at decode, escaped here too): never lose a record over either.
+    text = value[:MAX_SENT_TEXT].replace("\x00", "\N{REPLACEMENT CHARACTER}")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -41,6 +41,7 @@ from .discovery import (
 from .errors import BadRequest, FhirFetchError, PreconditionFailed
 from .hook_request import HookRequest, parse_hook_request
 from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
+from .request_limits import RequestLimits
 from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
 
 # Statuses of a MedicationRequest that no longer stand for a prescription.
@@ -281,9 +282,14 @@ def answer_hook(
     now: datetime,
     new_id: Callable[[], str],
     fetcher: PrefetchFetcher | None = None,
+    limits: RequestLimits | None = None,
 ) -> HookAnswer:
-    """Parse a decoded request for `service`, evaluate it and render the response body."""
-    request = parse_hook_request(body, expected_hook=service.hook)
+    """Parse a decoded request for `service`, evaluate it and render the response body.
+
+    `limits` bound what the request may ask for (`request_limits`; the HTTP service's);
+    None, for the command line, bounds nothing.
+    """
+    request = parse_hook_request(body, expected_hook=service.hook, limits=limits)
     outcome = evaluate_hook(
         request,
         rules=settings.rules,

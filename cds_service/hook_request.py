@@ -16,7 +16,8 @@ from typing import Any
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
 from .errors import BadRequest
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, nesting_depth
+from .json_limits import DEFAULT_MAX_JSON_DEPTH, UnusableValue, load_checked, nesting_depth
+from .request_limits import RequestLimits, check_bundle, check_resource
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 
@@ -65,7 +66,8 @@ class HookRequest:
 def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
     """Decode a request body as UTF-8 JSON, raising `BadRequest` with a clear reason.
 
-    Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH).
+    Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH). A number
+    that is no finite double, or text with a lone UTF-16 surrogate, is refused naming its path.
     """
     try:
         text = body.decode("utf-8")
@@ -74,7 +76,9 @@ def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) ->
     if nesting_depth(body) > max_depth:  # refused before the parser spends anything on it
         raise _nested_too_deeply(max_depth)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return load_checked(text, body, parse_constant=_reject_constant)
+    except UnusableValue as error:
+        raise BadRequest(f"{error.path}: {error.problem}", path=error.path) from None
     except json.JSONDecodeError as error:
         raise BadRequest(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} "
@@ -92,8 +96,14 @@ def _reject_constant(name: str) -> Any:
     raise BadRequest(f"request body is not valid JSON: {name} is not a JSON number")
 
 
-def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
-    """Check a decoded request against the CDS Hooks 2.0.1 shape for `expected_hook`."""
+def parse_hook_request(
+    body: Any, *, expected_hook: str, limits: RequestLimits | None = None
+) -> HookRequest:
+    """Check a decoded request against the CDS Hooks 2.0.1 shape for `expected_hook`.
+
+    With `limits` (the HTTP service's), Bundles, contained resources and reference ranges
+    over them are refused naming the field; without (the command line), nothing is limited.
+    """
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     hook = _required_string(body, "hook", "hook")
@@ -119,7 +129,7 @@ def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
     selections: tuple[str, ...] = ()
     draft_orders: tuple[FhirItem, ...] = ()
     if hook in ORDER_HOOKS:
-        draft_orders = _parse_draft_orders(context)
+        draft_orders = _parse_draft_orders(context, limits)
         if hook == "order-select":
             selections = _parse_selections(context)
     return HookRequest(
@@ -130,7 +140,7 @@ def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
         encounter_id=_optional_string(context, "encounterId", "context.encounterId"),
         selections=selections,
         draft_orders=draft_orders,
-        prefetch=_parse_prefetch(body.get("prefetch")),
+        prefetch=_parse_prefetch(body.get("prefetch"), limits),
         prefetch_next=_prefetch_next_links(body.get("prefetch")),
         context=context,
         fhir_server=fhir_server,
@@ -194,7 +204,9 @@ def _parse_selections(context: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _parse_draft_orders(context: Mapping[str, Any]) -> tuple[FhirItem, ...]:
+def _parse_draft_orders(
+    context: Mapping[str, Any], limits: RequestLimits | None
+) -> tuple[FhirItem, ...]:
     path = "context.draftOrders"
     value = context.get("draftOrders")
     if value is None:
@@ -202,16 +214,19 @@ def _parse_draft_orders(context: Mapping[str, Any]) -> tuple[FhirItem, ...]:
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise BadRequest(f"{path} must be a FHIR Bundle", path=path)
     # Whose orders they are is checked with the rest of the data (evaluation, policy 15).
-    return _read(value, path)
+    return _read(value, path, limits)
 
 
-def _parse_prefetch(value: Any) -> dict[str, tuple[FhirItem, ...] | None]:
+def _parse_prefetch(
+    value: Any, limits: RequestLimits | None
+) -> dict[str, tuple[FhirItem, ...] | None]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest("prefetch must be a JSON object", path="prefetch")
     return {
-        key: None if item is None else _read(item, f"prefetch.{key}") for key, item in value.items()
+        key: None if item is None else _read(item, f"prefetch.{key}", limits)
+        for key, item in value.items()
     }
 
 
@@ -234,11 +249,17 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _read(value: Any, path: str) -> tuple[FhirItem, ...]:
+def _read(value: Any, path: str, limits: RequestLimits | None) -> tuple[FhirItem, ...]:
+    if limits is not None and isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        check_bundle(value, path, limits)
     try:
-        return tuple(read_resources(value, path))
+        items = tuple(read_resources(value, path))
     except FhirMappingError as error:
         raise BadRequest(str(error), path=error.path) from None
+    if limits is not None:
+        for item in items:
+            check_resource(item.resource, item.path, limits)
+    return items
 
 
 def _printable(text: str, limit: int = 60) -> str:

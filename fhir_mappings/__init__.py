@@ -7,6 +7,7 @@ dataclasses of `fhir_mappings.values`. Codes and units are data with provenance 
 
 from __future__ import annotations
 
+from fhir_mappings._budget import WorkLimitExceeded, work_limits
 from fhir_mappings._errors import FhirMappingError
 from fhir_mappings._identity import (
     AttributedItems,
@@ -31,6 +32,7 @@ __all__ = [
     "IdentityProblem",
     "PatientIdentity",
     "ReadingWindow",
+    "WorkLimitExceeded",
     "analyte_for_loinc",
     "attribute_items",
     "from_canonical",
@@ -41,4 +43,5 @@ __all__ = [
     "read_resources",
     "supported_units",
     "to_canonical",
+    "work_limits",
 ]

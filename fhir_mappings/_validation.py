@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fhir_mappings._budget import charge_resource
 from fhir_mappings._resources import FhirItem
 from fhir_mappings.values import SkippedResource
 
@@ -49,6 +50,7 @@ def preload_validators() -> None:
 def validation_problem(item: FhirItem) -> SkippedResource | None:
     """Return why `item` fails FHIR validation, or None when it is valid."""
     resource_type = item.resource_type or "Resource"
+    charge_resource(item.path, item.resource)  # may raise WorkLimitExceeded
     try:
         _validators()[resource_type](item.resource)
     except ValidationError as error:
