@@ -1,7 +1,7 @@
 """Add a mipomersen draft order to a patient Bundle: "what if this patient started today?".
 
 The order is what an EHR would send on order-sign for a new prescription (FHIR R4
-MedicationRequest): status `draft`, intent `order`, coded ATC C10AX11 (REFERENCE.md policy 6),
+MedicationRequest): status `draft`, intent `order`, coded ATC C10AX11 (policy 6),
 its subject the Bundle's Patient and `authoredOn` the evaluation instant. The Bundle itself is
 never modified; a shallow copy gets one more entry.
 """
@@ -16,7 +16,7 @@ from fhir_mappings import FhirMappingError
 
 WHAT_IF_ORDER_ID = "what-if-mipomersen"
 _ATC_SYSTEM = "http://www.whocc.no/atc"  # FHIR R4 §4.3 terminologies-systems
-_ATC_MIPOMERSEN = "C10AX11"  # WHO ATC: mipomersen (REFERENCE.md §2, status V)
+_ATC_MIPOMERSEN = "C10AX11"  # WHO ATC: mipomersen (clinical reference §2, status V)
 
 
 def with_mipomersen_order(bundle: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Pure Python: no web framework, no HTTP. Input is parsed JSON (`json.loads`); output is the frozen
 dataclasses of `fhir_mappings.values`. Codes and units are data with provenance (`data/`,
-`_units.py`), following `shared/clinical/REFERENCE.md` policies 4, 5, 6, 9 and 10.
+`_units.py`), following `docs/clinical-policy.md` policies 4, 5, 6, 9 and 10.
 """
 
 from __future__ import annotations

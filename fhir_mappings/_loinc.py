@@ -1,4 +1,4 @@
-"""Map LOINC result codes to liver analytes, from the ConceptMap in `data/` (REFERENCE.md §3).
+"""Map LOINC result codes to liver analytes, from the ConceptMap in `data/` (clinical reference §3).
 
 `data/liver-loinc-conceptmap.json` is a FHIR R4 ConceptMap from http://loinc.org to the project's
 analyte CodeSystem (`data/liver-analyte-codesystem.json`); each target comment cites the code's

@@ -1,4 +1,4 @@
-"""Recognise mipomersen (Kynamro) MedicationRequests (REFERENCE.md policy 6 and §2; FHIR R4).
+"""Recognise mipomersen (Kynamro) MedicationRequests (policy 6 and §2; FHIR R4).
 
 A MedicationRequest is mipomersen when its medication — the `medicationCodeableConcept`, or the
 Medication that `medicationReference` points to (contained, elsewhere in the prefetch or the

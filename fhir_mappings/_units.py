@@ -1,4 +1,4 @@
-"""Convert liver test values to their analyte's canonical unit (REFERENCE.md policy 5 and §4).
+"""Convert liver test values to their analyte's canonical unit (policy 5 and §4).
 
 Enzymes (ALT, AST, ALP, GGT) go to U/L, bilirubin to mg/dL; INR is unitless. Every accepted
 spelling is listed below with its source; anything else is an unknown unit, never guessed.

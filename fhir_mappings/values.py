@@ -14,7 +14,7 @@ from enum import StrEnum
 
 
 class Analyte(StrEnum):
-    """A liver-related laboratory test the service understands (REFERENCE.md §3)."""
+    """A liver-related laboratory test the service understands (clinical reference §3)."""
 
     ALT = "ALT"
     AST = "AST"

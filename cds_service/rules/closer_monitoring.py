@@ -1,6 +1,6 @@
 """Monitor more closely when ALT/AST are above ULN, or have resolved after an elevation.
 
-Implements REFERENCE.md project policy 8 (below 3× ULN but above ULN: continue, an informational
+Implements project policy 8 (below 3× ULN but above ULN: continue, an informational
 card recommends closer monitoring, the seed guide's weekly ALT/AST) and Kynamro PI §2.3 ("if
 resumed after transaminases resolve to <3× ULN, monitor liver tests more frequently").
 

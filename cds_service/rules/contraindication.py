@@ -1,7 +1,7 @@
 """Contraindication: no new mipomersen order for a patient with active liver disease.
 
 Implements Kynamro PI §4 Contraindications (active liver disease, including unexplained persistent
-elevations of serum transaminases; moderate or severe hepatic impairment) and REFERENCE.md project
+elevations of serum transaminases; moderate or severe hepatic impairment) and project
 policy 10 (revised 2026-11-30).
 
 When a mipomersen order is being placed (order-select, order-sign) and the patient has an active

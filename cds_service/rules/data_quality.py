@@ -1,6 +1,6 @@
 """Never give an all clear on data the service could not use.
 
-Implements REFERENCE.md project policy 5 (a result whose unit is not recognised is unusable and
+Implements project policy 5 (a result whose unit is not recognised is unusable and
 named on the card, never guessed), policy 11 read the other way round (no card only when all
 required results are current and normal, so an unusable result is never silently ignored), and
 the ambiguous censored values of policy 4 (see `uln`).

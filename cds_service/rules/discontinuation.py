@@ -2,7 +2,7 @@
 
 Implements the last row of the Kynamro PI §2.3 dose modification table ("any elevation with
 clinical symptoms of liver injury, bilirubin ≥2× ULN, or active liver disease: discontinue"),
-the boxed warning ("discontinue for clinically significant liver toxicity") and REFERENCE.md
+the boxed warning ("discontinue for clinically significant liver toxicity") and
 project policy 9, with the ≥ thresholds of policy 2.
 
 When a current ALT or AST is ≥3× ULN

@@ -2,7 +2,7 @@
 
 Implements Kynamro PI W&P 5.1 (baseline ALT, AST, alkaline phosphatase and total bilirubin; if
 abnormal, start only after work-up; liver tests monthly in the first year, at least every
-3 months after it) as made concrete by REFERENCE.md project policy 7, and the conservative
+3 months after it) as made concrete by project policy 7, and the conservative
 profile's weekly cadence (policy 1, seed guide 003 Protocol 1).
 
 When a first mipomersen order is being placed (no prior order)

@@ -1,6 +1,6 @@
 """Tell a new mipomersen prescription from ongoing therapy, and find when therapy started.
 
-Implements REFERENCE.md project policy 7 ("therapy start = the earliest mipomersen
+Implements project policy 7 ("therapy start = the earliest mipomersen
 MedicationRequest (authoredOn) seen for the patient") for the monitoring rules.
 
 When the patient's history holds a mipomersen order that is not a draft order and not
