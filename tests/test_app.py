@@ -105,10 +105,10 @@ def test_order_select_evaluates_only_the_selected_orders(client: FlaskClient) ->
 def test_patient_view_needs_an_active_mipomersen_prescription(client: FlaskClient) -> None:
     labs = (observation("ALT", 236, "2026-11-20", high=40),)
     path = "/cds-services/mipomersen-patient-view"
-    stopped = medication_request("old", status="stopped", authored="2025-01-01")
+    stopped = medication_request("old", status="stopped", authoredOn="2025-01-01")
     body = hook_request("patient-view", labs=labs, medications=(stopped,))
     assert post(client, path, body).get_json() == {"cards": []}
-    active = medication_request("current", status="active", authored="2026-01-01")
+    active = medication_request("current", status="active", authoredOn="2026-01-01")
     body = hook_request("patient-view", labs=labs, medications=(active,))
     (card,) = post(client, path, body).get_json()["cards"]
     assert "suggestions" not in card or all(

@@ -35,7 +35,7 @@ def _decision(labs: tuple[dict[str, Any], ...]) -> DecisionKind:
     body = hook_request(
         "patient-view",
         labs=labs,
-        medications=(medication_request("m1", status="active", authored="2026-06-01"),),
+        medications=(medication_request("m1", status="active", authoredOn="2026-06-01"),),
     )
     request = parse_hook_request(body, expected_hook="patient-view")
     evaluation = evaluate_hook(
@@ -137,7 +137,7 @@ def test_reading_only_the_window_never_changes_a_finding(
         hook,
         drafts=(medication_request("d1"),) if hook == "order-sign" else (),
         labs=tuple(labs),
-        medications=(medication_request("m1", status="active", authored=authored),),
+        medications=(medication_request("m1", status="active", authoredOn=authored),),
     )
     request = parse_hook_request(body, expected_hook=hook)
     config = RuleConfig(profile=profile)

@@ -65,7 +65,7 @@ class TestAnInvalidMipomersenOrder:
 
 
 def test_an_invalid_active_course_still_puts_the_patient_on_therapy(client: FlaskClient) -> None:
-    course = {**medication_request("mr-1", status="active", authored="2026-06-01"), "note": "x"}
+    course = {**medication_request("mr-1", status="active", authoredOn="2026-06-01"), "note": "x"}
     body = hook_request("patient-view", labs=(ALT_5_9X, *NORMAL[1:]), medications=(course,))
 
     (card,) = post(client, body, "/cds-services/mipomersen-patient-view")["cards"]

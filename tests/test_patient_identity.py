@@ -185,7 +185,7 @@ def test_another_patients_mipomersen_course_is_refused_on_patient_view(
     client: FlaskClient,
 ) -> None:
     course = {
-        **medication_request("mr-1", status="active", authored="2026-06-01"),
+        **medication_request("mr-1", status="active", authoredOn="2026-06-01"),
         "subject": {"reference": "Patient/someone-else"},
     }
     body = hook_request("patient-view", labs=NORMAL, medications=(course,))
@@ -291,7 +291,7 @@ def test_moving_any_resource_to_another_patient_never_changes_the_decision_excep
     body = hook_request(
         drafts=(DRAFT,),
         labs=(*observations, encounter),
-        medications=(medication_request("mr-0", status="completed", authored="2025-01-01"),),
+        medications=(medication_request("mr-0", status="completed", authoredOn="2025-01-01"),),
         conditions=(condition("19943007"),),
     )
     places = [

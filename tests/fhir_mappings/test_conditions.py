@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from fhir_mappings.values import Coding, LiverCondition, LiverConditionKind, ResourceRef
-
-from .builders import DROP, ICD_10_CM, SNOMED, condition, record_of
+from tests.fhir_builders import DROP, ICD_10_CM, SNOMED, condition, record_of
 
 DISEASE = LiverConditionKind.ACTIVE_LIVER_DISEASE
 SYMPTOM = LiverConditionKind.LIVER_INJURY_SYMPTOM

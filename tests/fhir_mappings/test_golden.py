@@ -14,8 +14,7 @@ from fhir_mappings.values import (
     MedicationCodes,
     ResourceRef,
 )
-
-from .builders import RXNORM, load
+from tests.fhir_builders import RXNORM, load
 
 JORDAN = "Jordan_Cruickshank_5de38439-d320-46d3-854d-3c098e88de4c.json"
 NIZATIDINE = MedicationCodes(frozenset({(RXNORM, "582620")}))

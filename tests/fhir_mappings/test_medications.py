@@ -9,8 +9,7 @@ import pytest
 
 from fhir_mappings import FhirItem, read_patient_record, read_resources
 from fhir_mappings.values import MedicationCodes, MedicationOrder, ResourceRef
-
-from .builders import ATC, DROP, RXNORM, bundle, medication, medication_request, record_of
+from tests.fhir_builders import ATC, DROP, RXNORM, bundle, medication, medication_request, record_of
 
 ATC_MIPOMERSEN = {"coding": [{"system": ATC, "code": "C10AX11"}]}
 SIMVASTATIN = {
@@ -18,6 +17,7 @@ SIMVASTATIN = {
     "text": "Simvastatin 10 MG Oral Tablet",
 }
 LOCAL_CODE = ("urn:oid:1.2.3.4", "KYN-200")
+ACTIVE_SINCE_OCTOBER = {"status": "active", "authoredOn": "2026-10-01"}
 
 
 def _only_order(record_orders: tuple[MedicationOrder, ...]) -> MedicationOrder:
@@ -74,7 +74,7 @@ def _only_order(record_orders: tuple[MedicationOrder, ...]) -> MedicationOrder:
 )
 def test_mipomersen_is_recognised(concept: dict[str, Any], matched_by: str, name: str) -> None:
     order = _only_order(
-        record_of(medication_request(concept), codes=[LOCAL_CODE]).medication_orders
+        record_of(medication_request(medication=concept), codes=[LOCAL_CODE]).medication_orders
     )
 
     assert (order.matched_by, order.medication) == (matched_by, name)
@@ -95,11 +95,16 @@ def test_mipomersen_is_recognised(concept: dict[str, Any], matched_by: str, name
     ],
 )
 def test_other_medications_are_dropped(concept: dict[str, Any]) -> None:
-    assert record_of(medication_request(concept), codes=[LOCAL_CODE]).medication_orders == ()
+    assert (
+        record_of(medication_request(medication=concept), codes=[LOCAL_CODE]).medication_orders
+        == ()
+    )
 
 
 def test_default_medication_codes_are_empty() -> None:
-    local = medication_request({"coding": [{"system": LOCAL_CODE[0], "code": LOCAL_CODE[1]}]})
+    local = medication_request(
+        medication={"coding": [{"system": LOCAL_CODE[0], "code": LOCAL_CODE[1]}]}
+    )
 
     assert read_patient_record(read_resources(local, "p")).medication_orders == ()
 
@@ -124,7 +129,7 @@ KYNAMRO_MEDICATION = medication({"coding": [{"system": ATC, "code": "C10AX11"}],
     ],
 )
 def test_referenced_medication_elsewhere_is_resolved(reference: str, full_url: str | None) -> None:
-    request = medication_request(medicationReference={"reference": reference})
+    request = medication_request(medication=None, medicationReference={"reference": reference})
     prefetch = bundle(request, KYNAMRO_MEDICATION, full_urls=[None, full_url])
 
     record = read_patient_record(read_resources(prefetch, "prefetch.meds"))
@@ -135,11 +140,16 @@ def test_referenced_medication_elsewhere_is_resolved(reference: str, full_url: s
 
 def test_medication_in_draft_orders_resolves_prefetch_request_and_back() -> None:
     draft = medication_request(
-        id="draft", status="draft", medicationReference={"reference": "Medication/med-1"}
+        "draft", medication=None, medicationReference={"reference": "Medication/med-1"}
     )
 
     record = record_of(
-        medication_request(id="old", medicationReference={"reference": "Medication/med-2"}),
+        medication_request(
+            "old",
+            medication=None,
+            status="active",
+            medicationReference={"reference": "Medication/med-2"},
+        ),
         medication({"text": "Kynamro"}, id="med-1"),
         drafts=[
             draft,
@@ -157,6 +167,7 @@ def test_medication_in_draft_orders_resolves_prefetch_request_and_back() -> None
 
 def test_contained_medication_is_resolved() -> None:
     request = medication_request(
+        medication=None,
         contained=[
             {"resourceType": "Medication", "id": "other", "code": SIMVASTATIN},
             {
@@ -193,7 +204,7 @@ def test_contained_medication_is_resolved() -> None:
 def test_reference_display_names_the_drug_when_nothing_resolves(
     reference: dict[str, Any], matched_by: str | None
 ) -> None:
-    record = record_of(medication_request(medicationReference=reference))
+    record = record_of(medication_request(medication=None, medicationReference=reference))
 
     assert [order.matched_by for order in record.medication_orders] == (
         [matched_by] if matched_by else []
@@ -231,15 +242,21 @@ def test_reference_display_names_the_drug_when_nothing_resolves(
 def test_orders_of_any_status_are_kept_for_the_rules(
     overrides: dict[str, Any], status: str, authored_on: datetime | None
 ) -> None:
-    order = _only_order(
-        record_of(medication_request(ATC_MIPOMERSEN, **overrides)).medication_orders
-    )
+    request = medication_request(medication=ATC_MIPOMERSEN, **(ACTIVE_SINCE_OCTOBER | overrides))
+
+    order = _only_order(record_of(request).medication_orders)
 
     assert (order.status, order.authored_on) == (status, authored_on)
 
 
 def test_order_carries_its_source_subject_and_intent() -> None:
-    request = medication_request(ATC_MIPOMERSEN, id="mr-9", meta={"versionId": "4"}, intent="plan")
+    request = medication_request(
+        "mr-9",
+        medication=ATC_MIPOMERSEN,
+        meta={"versionId": "4"},
+        intent="plan",
+        **ACTIVE_SINCE_OCTOBER,
+    )
 
     (order,) = read_patient_record(
         [FhirItem("context.draftOrders.entry[2].resource", request)]
@@ -260,14 +277,14 @@ def test_order_carries_its_source_subject_and_intent() -> None:
 
 
 def test_subject_without_reference_reads_as_none() -> None:
-    request = medication_request(ATC_MIPOMERSEN, subject={"display": "Amy Shaw"})
+    request = medication_request(medication=ATC_MIPOMERSEN, subject={"display": "Amy Shaw"})
 
     assert _only_order(record_of(request).medication_orders).subject is None
 
 
 def test_two_medications_with_one_key_first_wins() -> None:
     record = record_of(
-        medication_request(medicationReference={"reference": "Medication/med-1"}),
+        medication_request(medication=None, medicationReference={"reference": "Medication/med-1"}),
         medication({"text": "Kynamro"}),
         medication({"text": "aspirin"}),
     )
@@ -276,7 +293,7 @@ def test_two_medications_with_one_key_first_wins() -> None:
 
 
 def test_medication_codes_are_configurable_per_call() -> None:
-    request = medication_request({"coding": [{"system": RXNORM, "code": "999"}]})
+    request = medication_request(medication={"coding": [{"system": RXNORM, "code": "999"}]})
 
     record = read_patient_record(
         read_resources(request, "p"), medication_codes=MedicationCodes(frozenset({(RXNORM, "999")}))

@@ -15,8 +15,7 @@ from fhir_mappings.values import (
     UnusableReason,
     UnusableResult,
 )
-
-from .builders import DROP, LOINC, UCUM, observation, quantity, record_of
+from tests.fhir_builders import DROP, LOINC, UCUM, observation, quantity, record_of
 
 NOV_1 = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
 
@@ -93,7 +92,7 @@ def test_usable_result_carries_everything_the_rules_and_cards_need() -> None:
 def test_value_is_normalised_and_reported_as_sent(
     loinc: str, value_quantity: dict[str, Any], value: float, reported: str
 ) -> None:
-    result = _result(observation(loinc, valueQuantity=value_quantity))
+    result = _result(observation(loinc=loinc, valueQuantity=value_quantity))
 
     assert result.value == pytest.approx(value)
     assert result.reported == reported
@@ -126,7 +125,7 @@ def test_value_is_normalised_and_reported_as_sent(
 def test_unknown_unit_is_unusable_and_named(
     loinc: str, value_quantity: dict[str, Any], named: str
 ) -> None:
-    result = _unusable(observation(loinc, valueQuantity=value_quantity))
+    result = _unusable(observation(loinc=loinc, valueQuantity=value_quantity))
 
     assert result.reason is UnusableReason.UNKNOWN_UNIT
     assert result.detail.startswith(f"{named} is not a recognised unit for ")
@@ -386,7 +385,7 @@ def test_reference_high_is_the_normal_upper_limit_in_canonical_unit(
     value_quantity: dict[str, Any], ranges: list[dict[str, Any]], high: float | None
 ) -> None:
     loinc = "1975-2" if value_quantity.get("code") == "mg/dL" else "1742-6"
-    resource = observation(loinc, valueQuantity=value_quantity, referenceRange=ranges)
+    resource = observation(loinc=loinc, valueQuantity=value_quantity, referenceRange=ranges)
 
     assert _result(resource).reference_high == (None if high is None else pytest.approx(high))
 
@@ -499,9 +498,9 @@ def test_liver_test_found_by_any_loinc_coding(codings: list[dict[str, Any]]) -> 
 def test_results_keep_the_order_of_the_request() -> None:
     record = record_of(
         observation(id="a"),
-        observation("1920-8", id="b"),
+        observation("AST", id="b"),
         observation(id="c", status="registered"),
-        observation("1975-2", id="d", valueQuantity=quantity(1, "mg/dL")),
+        observation("TBIL", id="d", valueQuantity=quantity(1, "mg/dL")),
     )
 
     assert [result.source.id for result in record.lab_results] == ["a", "b", "d"]

@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from fhir_mappings import from_canonical, loinc_codes, supported_units
 from fhir_mappings.values import Analyte, LabResult
-
-from .builders import UCUM, observation, quantity, record_of
+from tests.fhir_builders import UCUM, observation, quantity, record_of
 
 VALUES = st.floats(min_value=0.01, max_value=1e5, allow_nan=False, allow_infinity=False)
 
@@ -35,7 +34,7 @@ def test_same_value_in_another_supported_unit_reads_the_same(
     loinc = loinc_codes([analyte])[0]
     canonical = _only_result(
         observation(
-            loinc,
+            loinc=loinc,
             valueQuantity=quantity(value, analyte.canonical_unit),
             referenceRange=[{"high": quantity(high, analyte.canonical_unit)}],
         )
@@ -43,7 +42,7 @@ def test_same_value_in_another_supported_unit_reads_the_same(
 
     converted = _only_result(
         observation(
-            loinc,
+            loinc=loinc,
             valueQuantity=quantity(from_canonical(analyte, value, unit), unit),
             referenceRange=[{"high": {"value": from_canonical(analyte, high, unit)}}],
         )
@@ -60,8 +59,8 @@ def test_same_value_in_another_supported_unit_reads_the_same(
 
 RESOURCES = [
     observation(id="alt"),
-    observation("1920-8", id="ast", status="registered"),
-    observation("1975-2", id="tbil", valueQuantity={"value": 20, "unit": "µmol/L", "system": UCUM}),
+    observation("AST", id="ast", status="registered"),
+    observation("TBIL", id="tbil", valueQuantity={"value": 20, "unit": "µmol/L", "system": UCUM}),
     {"resourceType": "Patient", "id": "p1"},
     {
         "resourceType": "MedicationRequest",

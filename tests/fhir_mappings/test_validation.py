@@ -10,8 +10,7 @@ from fhir_mappings import FhirItem, read_patient_record, read_resources
 from fhir_mappings import _record as record_module
 from fhir_mappings._validation import _short, dotted_path, validation_problem
 from fhir_mappings.values import Analyte, SkippedResource, UnusableReason
-
-from .builders import (
+from tests.fhir_builders import (
     ATC,
     DROP,
     ICD_10_CM,
@@ -76,7 +75,7 @@ ATC_MIPOMERSEN = {"coding": [{"system": ATC, "code": "C10AX11"}]}
 def test_invalid_liver_observation_is_skipped_and_unusable(
     overrides: dict[str, Any], path: str, message: str
 ) -> None:
-    resource = observation(**overrides)
+    resource = observation(id="obs-1", **overrides)
 
     record = read_patient_record(read_resources(bundle(resource), "prefetch.labs"))
 
@@ -121,7 +120,7 @@ def test_invalid_mipomersen_request_still_counts_and_names_the_element(
     overrides: dict[str, Any], path: str
 ) -> None:
     """Policy 15: identity comes from the medication elements, before validation."""
-    record = record_of(medication_request(ATC_MIPOMERSEN, **overrides))
+    record = record_of(medication_request(medication=ATC_MIPOMERSEN, **overrides))
 
     (order,) = record.medication_orders
     assert order.matched_by == "ATC C10AX11"
@@ -137,9 +136,13 @@ def test_invalid_mipomersen_request_still_counts_and_names_the_element(
 
 def test_invalid_referenced_medication_is_named_once_and_still_identifies_mipomersen() -> None:
     bad_medication = medication(ATC_MIPOMERSEN, form={"text": "pen"}, status=7)
-    by_code_only = medication_request(medicationReference={"reference": "Medication/med-1"})
+    by_code_only = medication_request(
+        medication=None, medicationReference={"reference": "Medication/med-1"}
+    )
     named_too = medication_request(
-        id="mr-2", medicationReference={"reference": "Medication/med-1", "display": "Kynamro"}
+        "mr-2",
+        medication=None,
+        medicationReference={"reference": "Medication/med-1", "display": "Kynamro"},
     )
 
     record = record_of(by_code_only, named_too, bad_medication)
@@ -161,8 +164,10 @@ def test_invalid_referenced_medication_is_named_once_and_still_identifies_mipome
 
 def test_valid_referenced_medication_is_validated_once() -> None:
     record = record_of(
-        medication_request(medicationReference={"reference": "Medication/med-1"}),
-        medication_request(id="mr-2", medicationReference={"reference": "Medication/med-1"}),
+        medication_request(medication=None, medicationReference={"reference": "Medication/med-1"}),
+        medication_request(
+            "mr-2", medication=None, medicationReference={"reference": "Medication/med-1"}
+        ),
         medication(ATC_MIPOMERSEN),
     )
 
@@ -170,11 +175,14 @@ def test_valid_referenced_medication_is_validated_once() -> None:
 
 
 IRRELEVANT_INVALID = [
-    pytest.param(observation("2345-7", valueQuantity=quantity("abc")), id="glucose-observation"),
+    pytest.param(
+        observation(loinc="2345-7", valueQuantity=quantity("abc")), id="glucose-observation"
+    ),
     pytest.param(observation(code={"text": "ALT"}, status=5), id="uncoded-observation"),
     pytest.param({"resourceType": "Patient", "birthDate": 5, "vendorFlag": 1}, id="patient"),
     pytest.param(
-        medication_request({"text": "simvastatin"}, intent=DROP, status=3), id="other-drug-request"
+        medication_request(medication={"text": "simvastatin"}, intent=DROP, status=3),
+        id="other-drug-request",
     ),
     pytest.param(condition("44054006", vendorFlag=1), id="unlisted-condition"),
     pytest.param(medication(ATC_MIPOMERSEN, status=7), id="unreferenced-medication"),
