@@ -43,9 +43,23 @@ def test_options_follow_the_settings(environ: dict[str, str], expected: dict[str
     assert options["accesslog"] is None  # the app's JSON request line replaces it
 
 
-def test_default_workers_follow_the_cpu_count() -> None:
+@pytest.mark.parametrize(
+    ("cpus", "workers"),
+    [
+        pytest.param(1, 3, id="1 CPU: 3 workers"),
+        pytest.param(2, 5, id="2 CPUs: 5 workers"),
+        pytest.param(4, 9, id="4 CPUs: 9 workers"),
+        pytest.param(16, 33, id="16 CPUs: 33 workers"),
+        pytest.param(None, 3, id="CPU count unknown: as for 1 CPU"),
+    ],
+)
+def test_default_workers_follow_the_cpu_count(
+    cpus: int | None, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gunicorn's advice, two workers per core plus one, worked out by hand per row."""
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     options = gunicorn_options(load_settings({"MIPOMERSEN_CDS_AUTH": "off"}))
-    assert options["workers"] == 2 * (os.cpu_count() or 1) + 1
+    assert options["workers"] == workers
 
 
 def test_the_config_module_exposes_settings_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
