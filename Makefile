@@ -9,8 +9,10 @@ MIPOMERSEN_CDS_AUTH ?= off
 FUZZ_REQUESTS ?= 10000
 # Where the service keeps its SQLite database; the service reads the same variable.
 MIPOMERSEN_CDS_DATA_DIR ?= data
+# pytest-xdist workers (2 cores); 0 runs every test in the pytest process itself.
+PYTEST_WORKERS ?= 2
 
-.PHONY: run test fuzz bench chaos clean
+.PHONY: run test test-fast fuzz bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +34,15 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term
+
+# The quick loop: ruff, mypy and every test but those marked `slow` (processes, servers, fuzzing,
+# long property runs) and the PostgreSQL twins of the storage tests; no coverage. `make test`
+# runs everything.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow and not postgres"
 
 # schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.
 fuzz: $(VENV)/.installed-test

@@ -371,6 +371,7 @@ _json_values = st.recursive(
 )
 
 
+@pytest.mark.slow  # hypothesis, 150 requests
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

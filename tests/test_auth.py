@@ -568,6 +568,7 @@ _claim_values = (
 )
 
 
+@pytest.mark.slow  # hypothesis, 150 signed tokens
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

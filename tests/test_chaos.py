@@ -9,6 +9,8 @@ import pytest
 
 from tests import chaos
 
+pytestmark = pytest.mark.slow  # gunicorn subprocesses, nginx, SIGKILL and outages
+
 
 def assert_clean(row: chaos.Row, *, server_errors: int = 0) -> None:
     assert row.requests > 0, row

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +123,7 @@ def _history(draw: st.DrawFn) -> list[dict[str, Any]]:
     return labs
 
 
+@pytest.mark.slow  # 200 random histories of up to 40 results
 @settings(max_examples=200, deadline=None)
 @given(
     labs=_history(),

@@ -14,11 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from cds_service.storage import AuditRecord, Database, FeedbackRecord, upgrade
 from tests.conftest import free_port
 from tests.fhir_builders import hook_request, medication_request, observation
+
+pytestmark = pytest.mark.slow  # a gunicorn subprocess killed with SIGKILL and restarted
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVERE = hook_request(

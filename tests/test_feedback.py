@@ -430,6 +430,7 @@ def test_same_item_twice_in_one_body_is_stored_once(client: FlaskClient) -> None
     assert [row.outcome for row in stored(client)] == ["accepted", "overridden"]
 
 
+@pytest.mark.slow  # thousands of rows
 def test_thousands_of_items_in_one_body_are_stored(client: FlaskClient) -> None:
     items = [{**OVERRIDDEN, "card": str(uuid.UUID(int=n))} for n in range(3000)]
     response = post_feedback(client, {"feedback": items + items[:10]})

@@ -24,6 +24,8 @@ from flask import Flask
 from cds_service import create_app
 from tests.conftest import AUTH_OFF, NOW, sequential_ids
 
+pytestmark = pytest.mark.slow  # a loopback FHIR server and real timeouts
+
 EXAMPLE = json.loads(
     (Path(__file__).parent.parent / "examples" / "withhold-alt-5x-uln.json").read_text()
 )

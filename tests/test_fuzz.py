@@ -12,6 +12,8 @@ from schemathesis import GenerationMode
 
 from tests.fuzzing import fuzz_app, load_schema, main, run_hostile_tokens, run_schema
 
+pytestmark = pytest.mark.slow  # schemathesis fuzzing
+
 EXAMPLES = 40
 
 

@@ -317,12 +317,14 @@ def test_work_past_a_stated_limit_is_refused_naming_the_field(
     assert "at most" in issue["diagnostics"]
 
 
+@pytest.mark.slow  # bodies at every limit
 def test_requests_at_the_stated_limits_are_answered(client: FlaskClient) -> None:
     labs = (observation("ALT", 20, "2026-11-20"),) * HTTP_LIMITS.max_bundle_entries
     body = hook_request(drafts=(_order_with_contained(HTTP_LIMITS.max_contained),), labs=labs)
     assert client.post(SIGN, json=body).status_code == 200
 
 
+@pytest.mark.slow  # a body near the size limit
 def test_a_resource_larger_than_the_rules_read_is_too_costly(app: Flask) -> None:
     lab = observation("ALT", 236, "2026-11-20")
     lab["identifier"] = [{"value": "x"}] * 100_000  # 1.5 MB in one Observation

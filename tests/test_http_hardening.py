@@ -206,6 +206,7 @@ def test_decoding_never_recurses_out_of_stack() -> None:
         decode_json_body(b"[" * 200_000 + b"]" * 200_000)
 
 
+@pytest.mark.slow  # hypothesis, 200 requests
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -227,6 +228,7 @@ _json_documents = st.recursive(
 )
 
 
+@pytest.mark.slow  # hypothesis, 300 documents
 @settings(max_examples=300, deadline=None)
 @given(value=_json_documents)
 def test_depth_measured_on_the_text_equals_the_depth_of_the_value(value: object) -> None:

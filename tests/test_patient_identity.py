@@ -271,6 +271,7 @@ LABS = st.lists(
 )
 
 
+@pytest.mark.slow  # hypothesis, 40 requests
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

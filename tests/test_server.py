@@ -20,8 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import free_port
 from tests.tokens import bearer, sandbox_token, trusted_issuers
+
+pytestmark = pytest.mark.slow  # gunicorn subprocesses
 
 
 @contextmanager

@@ -6,6 +6,7 @@ bilirubin value never gives a milder decision.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +98,7 @@ def _evaluate(patient: PatientRecord, occasion: Occasion, config: RuleConfig) ->
     return evaluate(patient, orders=orders, occasion=occasion, config=config, now=NOW)
 
 
+@pytest.mark.slow  # hypothesis, 100 scenarios
 @PROPERTY_SETTINGS
 @given(scenario=scenarios(), data=st.data())
 def test_order_of_entries_never_changes_the_evaluation(

@@ -69,6 +69,7 @@ def test_upgrade_twice_changes_nothing(database_url: str) -> None:
     assert revision(database_url) == head_revision()
 
 
+@pytest.mark.slow  # spawned processes
 def test_workers_starting_together_migrate_one_after_the_other(database_url: str) -> None:
     spawn = multiprocessing.get_context("spawn")  # like gunicorn workers: separate processes
     with ProcessPoolExecutor(max_workers=3, mp_context=spawn) as workers:
