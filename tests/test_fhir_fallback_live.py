@@ -86,7 +86,8 @@ def fhir_server() -> Iterator[_FhirServer]:
     server = _FhirServer(("127.0.0.1", 0), _Handler)
     server.stop = threading.Event()
     server.requests_seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it, 0.5 s by default, after every test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.stop.set()
