@@ -21,7 +21,7 @@ from cds_service import create_app
 from cds_service.app import EXTENSION_NAME
 from tests.tokens import auth_settings, ec_key, rsa_key
 
-pytest_plugins = ["tests.databases"]
+pytest_plugins = ["tests.databases", "tests.slow_report"]
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
