@@ -17,6 +17,7 @@ from fhir_mappings._identity import (
     attribute_items,
 )
 from fhir_mappings._loinc import analyte_for_loinc, loinc_codes
+from fhir_mappings._medications import identify_mipomersen_orders
 from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._times import parse_fhir_datetime
@@ -36,6 +37,7 @@ __all__ = [
     "analyte_for_loinc",
     "attribute_items",
     "from_canonical",
+    "identify_mipomersen_orders",
     "loinc_codes",
     "parse_fhir_datetime",
     "preload_validators",
