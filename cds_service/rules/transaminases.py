@@ -46,8 +46,6 @@ from .config import RuleConfig
 from .decision import AssessedResult
 from .uln import exact_multiple, reaches_multiple
 
-_TRANSAMINASE_ORDER: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
-
 
 @dataclass(frozen=True, slots=True)
 class CurrentTransaminases:
@@ -116,7 +114,7 @@ def current_transaminases(
         return None
     latest_time = max(assessed.result.effective for assessed in transaminases)
     current: list[AssessedResult] = []
-    for analyte in _TRANSAMINASE_ORDER:
+    for analyte in TRANSAMINASES:
         latest = latest_result(transaminases, analyte)
         if latest is None:
             continue
@@ -216,7 +214,7 @@ class WithholdEpisode:
         """Return the transaminases with no later result, or whose latest is still ≥3× ULN."""
         return tuple(
             analyte
-            for analyte in _TRANSAMINASE_ORDER
+            for analyte in TRANSAMINASES
             if (latest := latest_result(self.since, analyte)) is None
             or is_elevation(latest, config)
         )
@@ -246,7 +244,7 @@ def latest_withhold_episode(
         if began_with is not None:
             since.extend(group)
             below.update((a.result.analyte, not is_elevation(a, config)) for a in group)
-            if all(below.get(analyte, False) for analyte in _TRANSAMINASE_ORDER):
+            if all(below.get(analyte, False) for analyte in TRANSAMINASES):
                 latest = WithholdEpisode(began_with, tuple(since), resolved=True)
                 began_with, since, below = None, [], {}
         else:
