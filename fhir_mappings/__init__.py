@@ -21,7 +21,7 @@ from fhir_mappings._medications import identify_mipomersen_orders
 from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._times import parse_fhir_datetime
-from fhir_mappings._units import from_canonical, supported_units, to_canonical
+from fhir_mappings._units import supported_units, to_canonical
 from fhir_mappings._validation import preload_validators
 from fhir_mappings.values import ReadingWindow
 
@@ -36,7 +36,6 @@ __all__ = [
     "WorkLimitExceeded",
     "analyte_for_loinc",
     "attribute_items",
-    "from_canonical",
     "identify_mipomersen_orders",
     "loinc_codes",
     "parse_fhir_datetime",

@@ -158,13 +158,6 @@ def confirming_result(
     return highest(confirming) if confirming else None
 
 
-def is_confirmed_elevation(
-    candidate: AssessedResult, results: Sequence[AssessedResult], config: RuleConfig
-) -> bool:
-    """Return True when `candidate` is ≥3× ULN and confirmed by an earlier result (policy 3)."""
-    return confirming_result(candidate, results, config) is not None
-
-
 def confirmed_elevation(
     current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
 ) -> tuple[AssessedResult, AssessedResult] | None:
@@ -193,13 +186,6 @@ def earlier_elevation(
         return None
     newest = max(assessed.result.effective for assessed in previous)
     return highest(a for a in previous if a.result.effective == newest)
-
-
-def has_resolved_after_elevation(
-    current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
-) -> bool:
-    """Return True when ALT/AST are below 3× ULN after a recent ≥3× ULN result (PI §2.3)."""
-    return earlier_elevation(current, results, config) is not None
 
 
 @dataclass(frozen=True, slots=True)
