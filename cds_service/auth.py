@@ -42,6 +42,8 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from fhir_mappings import shorten
+
 from .config import Settings
 from .errors import Unauthorized
 from .replay import ReplayStore, open_replay_store, token_key
@@ -313,8 +315,7 @@ def _describe(error: PyJWTError) -> str:
 
 def _quote(value: object, limit: int = 80) -> str:
     """Quote a value taken from a token for a log line: printable and short."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(repr(value), limit)
 
 
 def replay_store_of(app: Flask) -> ReplayStore | None:

@@ -16,7 +16,13 @@ from typing import Any
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
 from .errors import BadRequest
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, UnusableValue, load_checked, nesting_depth
+from .json_limits import (
+    DEFAULT_MAX_JSON_DEPTH,
+    UnusableValue,
+    load_checked,
+    nesting_depth,
+    printable,
+)
 from .request_limits import RequestLimits, check_bundle, check_resource
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
@@ -109,7 +115,7 @@ def parse_hook_request(
     hook = _required_string(body, "hook", "hook")
     if hook != expected_hook:
         raise BadRequest(
-            f"hook '{_printable(hook)}' does not match this service, which answers "
+            f"hook '{printable(hook)}' does not match this service, which answers "
             f"'{expected_hook}'",
             path="hook",
         )
@@ -260,9 +266,3 @@ def _read(value: Any, path: str, limits: RequestLimits | None) -> tuple[FhirItem
         for item in items:
             check_resource(item.resource, item.path, limits)
     return items
-
-
-def _printable(text: str, limit: int = 60) -> str:
-    """Return client text safe to quote in an error: printable and short."""
-    cleaned = "".join(char if char.isprintable() else "?" for char in text)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+from fhir_mappings import shorten
+
 __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",
     "MAX_INTEGER_DIGITS",
@@ -149,4 +151,4 @@ def printable(text: str, limit: int = 60) -> str:
     cleaned = "".join(
         char if char.isprintable() and not "\ud800" <= char <= "\udfff" else "?" for char in text
     )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    return shorten(cleaned, limit)

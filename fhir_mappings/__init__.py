@@ -20,6 +20,7 @@ from fhir_mappings._loinc import analyte_for_loinc, loinc_codes
 from fhir_mappings._medications import identify_mipomersen_orders
 from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
+from fhir_mappings._text import shorten
 from fhir_mappings._times import parse_fhir_datetime
 from fhir_mappings._units import supported_units, to_canonical
 from fhir_mappings._validation import preload_validators
@@ -42,6 +43,7 @@ __all__ = [
     "preload_validators",
     "read_patient_record",
     "read_resources",
+    "shorten",
     "supported_units",
     "to_canonical",
     "work_limits",
