@@ -46,6 +46,7 @@ from fhir_mappings import shorten
 
 from .config import Settings
 from .errors import Unauthorized
+from .outbound_http import outbound_session
 from .replay import ReplayStore, open_replay_store, token_key
 from .security_config import (
     AuthMode,
@@ -162,12 +163,12 @@ class IssuerKeys:
         """Fetch and check the JWK Set; None (logged) when it cannot be used."""
         try:
             with self._session.get(
-                url,
-                timeout=JWKS_TIMEOUT_SECONDS,
-                stream=True,
-                headers={"Accept": "application/json"},
+                url, timeout=JWKS_TIMEOUT_SECONDS, stream=True, allow_redirects=False
             ) as response:
-                response.raise_for_status()
+                if response.status_code != 200:
+                    raise ValueError(
+                        f"the JWKS URL answered {response.status_code} (redirects are not followed)"
+                    )
                 body = b""
                 for chunk in response.iter_content(chunk_size=16384):
                     body += chunk
@@ -336,6 +337,11 @@ def current_client() -> CdsClient | None:
     return client
 
 
+def jwks_session() -> requests.Session:
+    """Return the session the JWKS cache fetches keys with, configured like the FHIR one."""
+    return outbound_session(pool_size=4, accept="application/json")
+
+
 def install_authentication(
     app: Flask,
     settings: Settings,
@@ -354,7 +360,7 @@ def install_authentication(
     authenticator = Authenticator(
         security,
         replay_store=replay_store or open_replay_store(security.replay_store, settings.data_dir),
-        session=session or requests.Session(),
+        session=session or jwks_session(),
     )
     app.extensions[EXTENSION_NAME] = authenticator
     app.before_request(_authenticate_request)

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
 from fhir_mappings import FhirMappingError, read_resources
 
@@ -35,6 +34,7 @@ from .errors import (
     FhirServerUnreachable,
 )
 from .hook_request import next_link
+from .outbound_http import outbound_session
 from .prefetch import FetchedKey, KeyPlan, same_origin
 
 FHIR_JSON = "application/fhir+json"
@@ -43,19 +43,7 @@ _CHUNK_BYTES = 64 * 1024
 
 def build_session(settings: FhirClientSettings) -> requests.Session:
     """Return a pooled session for FHIR servers; built once per app by the factory."""
-    session = requests.Session()
-    # No proxies, .netrc or CA bundles from the environment: nothing may add or redirect
-    # credentials behind the service's back.
-    session.trust_env = False
-    adapter = HTTPAdapter(
-        pool_connections=settings.max_connections,
-        pool_maxsize=settings.max_connections,
-        max_retries=0,  # retries are ours, bounded by the deadline
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers.update({"Accept": FHIR_JSON})
-    return session
+    return outbound_session(pool_size=settings.max_connections, accept=FHIR_JSON)
 
 
 class FhirClient:
