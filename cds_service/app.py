@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import requests
 from flask import Flask, Response, current_app
@@ -17,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from .audit import AuditTrail
 from .auth import install_authentication
 from .config import Settings, load_settings
-from .errors import HttpError
+from .errors import HttpError, InternalError, from_werkzeug
 from .evaluation import PrefetchFetcher
 from .fhir_client import FhirClient, build_session
 from .http_hardening import install_http_hardening
@@ -28,7 +27,6 @@ from .security_config import require_serving_settings
 from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
-_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
 
 logger = logging.getLogger(__name__)
 
@@ -123,39 +121,10 @@ def _render_http_error(error: HttpError) -> Response:
 
 
 def _render_werkzeug_error(error: HTTPException) -> Response:
-    status = error.code or 500
-    headers: dict[str, Any] = {}
-    if status == 405:
-        headers["Allow"] = ", ".join(sorted(getattr(error, "valid_methods", None) or ()))
-    message = {
-        404: "no such CDS Service or endpoint",
-        405: "method not allowed on this endpoint",
-        413: "request body is larger than this service accepts",
-    }.get(status, error.name)
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error",
-                "code": _HTTP_ISSUE_CODES.get(status, "processing"),
-                "diagnostics": message,
-            }
-        ],
-    }
-    return json_response(outcome, status=status, headers=headers)
+    return _render_http_error(from_werkzeug(error))
 
 
 def _render_unexpected_error(error: Exception) -> Response:
     # The stack trace goes to the log only; the client learns nothing about internals.
     logger.exception("unexpected error while handling a request")
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error",
-                "code": "exception",
-                "diagnostics": "internal error; the service has logged it",
-            }
-        ],
-    }
-    return json_response(outcome, status=500)
+    return _render_http_error(InternalError())
