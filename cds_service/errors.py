@@ -20,6 +20,7 @@
         ├── UnsupportedMediaType     415: body is not JSON
         ├── HeaderTooLarge           431: a header field over the service's limit
         ├── ServiceUnavailable       503: a dependency (JWT replay store, database) is unreachable
+        ├── RefusedByServer          any other status werkzeug or gunicorn answer by themselves
         └── InternalError            500: a bug; the stack trace goes to the log, never the client
 
 Werkzeug's own errors (404 for an unknown path, 405 for a wrong method, 413 for a body over
@@ -259,14 +260,17 @@ class InternalError(HttpError):
         super().__init__("internal error; the service has logged it")
 
 
-class _OtherHttpError(HttpError):
-    """A werkzeug error this tree has no class for, with werkzeug's status and name."""
+class RefusedByServer(HttpError):
+    """A request refused before the app read it (werkzeug, or gunicorn's own limits)."""
 
-    issue_code = "processing"
+    _ISSUE_CODES = {413: "too-long", 414: "too-long", 431: "too-long", 501: "not-supported"}
 
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+        self.issue_code = self._ISSUE_CODES.get(
+            status, "invalid" if status < 500 else "exception"
+        )
 
 
 def from_werkzeug(error: HTTPException) -> HttpError:
@@ -281,4 +285,4 @@ def from_werkzeug(error: HTTPException) -> HttpError:
         return ContentTooLarge("request body is larger than this service accepts")
     if status == 415:
         return UnsupportedMediaType(error.description or error.name)
-    return _OtherHttpError(error.name, status=status)
+    return RefusedByServer(error.name, status=status)
