@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from cds_service.config import load_settings
+from cds_service.draining import install_draining, remove_drain_marker
 from cds_service.server import gunicorn_options, on_worker_exit, prepare_metrics_directory, warm_up
 
 _settings = load_settings(os.environ)
@@ -18,8 +19,14 @@ globals().update(gunicorn_options(_settings))
 
 
 def on_starting(server: Any) -> None:
-    """Prepare the metrics directory in the master, before any worker exists."""
+    """Prepare the metrics directory and draining in the master, before any worker exists."""
     prepare_metrics_directory(_settings.data_dir)
+    install_draining(server, _settings.serving.drain_seconds)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the drain marker when the master exits."""
+    remove_drain_marker()
 
 
 def post_worker_init(worker: Any) -> None:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 
 from .app import service_state
 from .auth import public_endpoint
+from .draining import is_draining
 from .errors import NotFound, Unauthorized
 from .metrics import Metrics
 from .responses import json_response
@@ -38,6 +39,8 @@ def readiness() -> Response:
         "configuration": "ok",
         "database": "ok" if state.database.is_reachable() else "unreachable",
     }
+    if is_draining():  # SIGTERM received: out of rotation while requests in flight finish
+        checks["shutdown"] = "draining"
     ready = all(result == "ok" for result in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return json_response(body, status=200 if ready else 503)
