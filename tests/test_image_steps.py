@@ -1,6 +1,7 @@
 """The Dockerfile's install and start steps, run as a plain shell script in a fresh directory.
 
-No image can be built or pulled here, so the Dockerfile is read and replayed on this machine:
+No image can be built or pulled here, so the Dockerfile is read with BuildKit's own parser (the
+`dockerfile` package wraps it) and replayed on this machine:
 - the `build` stage: each ENV is set (its absolute paths moved under a temporary root), each
   WORKDIR created, each COPY copied from this checkout, and each RUN run verbatim by `sh -ec`:
   a fresh virtual environment, then `pip install --constraint constraints.txt .` into it
@@ -20,13 +21,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import dockerfile
 
 from tests.conftest import free_port
 from tests.test_server import get
@@ -38,32 +40,29 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 @dataclass(frozen=True, slots=True)
 class Instruction:
+    """One instruction as BuildKit's own parser reads it (the `dockerfile` package)."""
+
     stage: str
     keyword: str
-    arguments: str
+    flags: tuple[str, ...]
+    values: tuple[str, ...]
 
 
 def read_dockerfile(path: Path = DOCKERFILE) -> list[Instruction]:
-    """Return the instructions, continuation lines joined, comments dropped, by stage name."""
+    """Return the Dockerfile's instructions, each with the name of its stage."""
     instructions: list[Instruction] = []
     stage = ""
-    pending = ""
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        text = pending + stripped
-        pending = ""
-        keyword, _, arguments = text.partition(" ")
-        keyword = keyword.upper()
+    for command in dockerfile.parse_file(str(path)):
+        keyword = command.cmd.upper()
         if keyword == "FROM":
-            match = re.search(r"\bAS\s+(\S+)$", arguments, re.IGNORECASE)
-            stage = match.group(1) if match else arguments
-        instructions.append(Instruction(stage, keyword, arguments.strip()))
+            stage = command.value[-1]  # FROM image AS name
+        instructions.append(Instruction(stage, keyword, command.flags, command.value))
     return instructions
+
+
+def _one(stage: str, keyword: str) -> Instruction:
+    (step,) = [step for step in _stage(stage) if step.keyword == keyword]
+    return step
 
 
 def _stage(stage: str) -> list[Instruction]:
@@ -72,19 +71,18 @@ def _stage(stage: str) -> list[Instruction]:
 
 def test_the_image_is_multi_stage_slim_and_runs_as_a_user_of_its_own() -> None:
     steps = read_dockerfile()
-    (base,) = [s.arguments for s in steps if s.keyword == "ARG" and "PYTHON_IMAGE" in s.arguments]
+    (base,) = [s.values[0] for s in steps if s.keyword == "ARG" and "PYTHON_IMAGE" in s.values[0]]
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11-slim-\w+", base)
     assert [s.stage for s in steps if s.keyword == "FROM"] == ["build", "runtime"]
-    runtime = _stage("runtime")
-    (user,) = [s.arguments for s in runtime if s.keyword == "USER"]
-    assert user.split(":")[0] not in ("0", "root")
-    (create_user,) = [s.arguments for s in runtime if s.keyword == "RUN"]
-    assert f"--uid {user.split(':')[0]}" in create_user and "useradd --system" in create_user
-    copies = [s.arguments for s in runtime if s.keyword == "COPY"]
-    assert copies == ["--from=build /opt/mipomersen-cds /opt/mipomersen-cds"]
-    (healthcheck,) = [s.arguments for s in runtime if s.keyword == "HEALTHCHECK"]
-    assert "/healthz" in healthcheck
-    installs = [s.arguments for s in _stage("build") if "pip" in s.arguments]
+    user = _one("runtime", "USER").values[0].split(":")[0]
+    assert user not in ("0", "root")
+    create_user = _one("runtime", "RUN").values[0]
+    assert f"--uid {user}" in create_user and "useradd --system" in create_user
+    copy = _one("runtime", "COPY")
+    assert (copy.flags, copy.values) == (("--from=build",), ("/opt/mipomersen-cds",) * 2)
+    healthcheck = _one("runtime", "HEALTHCHECK").values
+    assert healthcheck[0] == "CMD" and "/healthz" in " ".join(healthcheck)
+    installs = [s.values[0] for s in _stage("build") if "pip" in " ".join(s.values)]
     assert installs and all("--constraint constraints.txt" in text for text in installs)
 
 
@@ -109,8 +107,8 @@ class _Replay:
 
     def run(self, step: Instruction) -> None:
         if step.keyword == "ENV":
-            for assignment in shlex.split(step.arguments):
-                name, _, value = assignment.partition("=")
+            pairs = zip(step.values[::2], step.values[1::2], strict=True)
+            for name, value in pairs:
                 parts = [
                     self.env["PATH"]
                     if part == "$PATH"
@@ -121,16 +119,16 @@ class _Replay:
                 ]
                 self.env[name] = ":".join(parts)
         elif step.keyword == "WORKDIR":
-            self.workdir = Path(self.path(step.arguments))
+            self.workdir = Path(self.path(step.values[0]))
             self.workdir.mkdir(parents=True, exist_ok=True)
-        elif step.keyword == "COPY" and not step.arguments.startswith("--from="):
-            *sources, destination = shlex.split(step.arguments)
+        elif step.keyword == "COPY" and not step.flags:
+            *sources, destination = step.values
             target = self.workdir / destination
             for source in sources:
                 self._copy(source, target if len(sources) == 1 else target / source)
         elif step.keyword == "RUN":
             completed = subprocess.run(
-                ["sh", "-ec", step.arguments],
+                ["sh", "-ec", step.values[0]],
                 cwd=self.workdir,
                 env=self.env,
                 capture_output=True,
@@ -161,12 +159,6 @@ def _installed_versions() -> str:
     return "".join(line + "\n" for line in frozen.splitlines() if "==" in line)
 
 
-def _exec_form(arguments: str) -> list[str]:
-    text = re.sub(r"^(--\S+\s+)*CMD\s+", "", arguments)  # HEALTHCHECK options, then CMD
-    command: list[str] = json.loads(text)
-    return command
-
-
 def test_the_dockerfile_steps_install_migrate_start_and_stop_the_service(tmp_path: Path) -> None:
     replay = _Replay(tmp_path / "image")
     for step in _stage("build"):
@@ -193,11 +185,10 @@ def test_the_dockerfile_steps_install_migrate_start_and_stop_the_service(tmp_pat
         text = json.dumps(command).replace("0.0.0.0", "127.0.0.1").replace("8080", str(port))
         return list(json.loads(text))
 
-    (cmd,) = [step.arguments for step in runtime if step.keyword == "CMD"]
-    (healthcheck,) = [step.arguments for step in runtime if step.keyword == "HEALTHCHECK"]
-    (stop_signal,) = [step.arguments for step in runtime if step.keyword == "STOPSIGNAL"]
+    healthcheck = list(_one("runtime", "HEALTHCHECK").values[1:])  # after CMD
+    stop_signal = _one("runtime", "STOPSIGNAL").values[0]
     server = subprocess.Popen(
-        local(json.loads(cmd)),
+        local(list(_one("runtime", "CMD").values)),
         cwd=replay.workdir,
         env=env,
         stdout=subprocess.PIPE,
@@ -207,7 +198,7 @@ def test_the_dockerfile_steps_install_migrate_start_and_stop_the_service(tmp_pat
         assert Path(env["VIRTUAL_ENV"], "bin", "gunicorn").exists()
         health = 1
         for _ in range(300):
-            health = subprocess.run(local(_exec_form(healthcheck)), env=env).returncode
+            health = subprocess.run(local(healthcheck), env=env).returncode
             if health == 0 or server.poll() is not None:
                 break
             time.sleep(0.2)
@@ -222,7 +213,6 @@ def test_the_dockerfile_steps_install_migrate_start_and_stop_the_service(tmp_pat
 
 
 def test_the_health_check_fails_when_nothing_answers() -> None:
-    runtime = _stage("runtime")
-    (healthcheck,) = [step.arguments for step in runtime if step.keyword == "HEALTHCHECK"]
-    command = json.dumps(_exec_form(healthcheck)).replace("8080", str(free_port()))
+    healthcheck = list(_one("runtime", "HEALTHCHECK").values[1:])
+    command = json.dumps(healthcheck).replace("8080", str(free_port()))
     assert subprocess.run(json.loads(command), capture_output=True).returncode != 0

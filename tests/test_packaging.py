@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bench.cluster import find_nginx
 from cds_service.config import load_settings
 from cds_service.security_config import require_serving_settings
 
@@ -189,3 +191,26 @@ def test_compose_takes_secrets_from_an_env_file_that_is_never_committed() -> Non
     example = (ROOT / ".env.example").read_text()
     for variable in ("POSTGRES_PASSWORD", "MIPOMERSEN_CDS_TRUSTED_ISSUERS"):
         assert re.search(rf"^{variable}=$", example, re.MULTILINE), f"{variable} must be empty"
+
+
+@pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed (apt-get install nginx)")
+def test_the_compose_nginx_configuration_passes_nginx_t(tmp_path: Path) -> None:
+    # `cds` resolves only inside compose's network: check the same file with a local address.
+    site = (ROOT / "deploy" / "compose" / "nginx.conf").read_text()
+    (tmp_path / "site.conf").write_text(site.replace("server cds:8080", "server 127.0.0.1:9"))
+    temp_paths = "".join(
+        f"{kind}_temp_path {tmp_path}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid; events {{}} "
+        f"http {{ {temp_paths} include {tmp_path}/site.conf; }}\n"
+    )
+    nginx = find_nginx()
+    assert nginx is not None
+    checked = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
