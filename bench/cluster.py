@@ -30,6 +30,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import statistics
 import string
 import subprocess
@@ -128,7 +129,6 @@ class Answer:
 
     status: int
     body: bytes = b""
-    instance: str = ""  # which instance answered, when the test asked it directly
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -281,18 +281,27 @@ class Cluster:
             "MIPOMERSEN_CDS_DATA_DIR": str(self.run_dir / "cli"),
         }
 
-    def start_instance(self, instance: Instance, *, wait: bool = True) -> None:
-        """Start (or restart) `instance` on its port, in a process group of its own."""
+    def start_instance(
+        self, instance: Instance, *, wait: bool = True, shared_stores: bool = True
+    ) -> None:
+        """Start (or restart) `instance` on its port, in a process group of its own.
+
+        Without `shared_stores` it keeps its audit trail and used JWT ids in SQLite files in
+        its own data directory (one host's defaults), for comparison.
+        """
         command = [
             sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
             "--port", str(instance.port), "--workers", str(self.settings.workers),
             "--threads", str(self.settings.threads),
         ]  # fmt: skip
+        env = {**self.environment(), "MIPOMERSEN_CDS_DATA_DIR": str(instance.data_dir)}
+        if not shared_stores:
+            del env["MIPOMERSEN_CDS_DATABASE_URL"], env["MIPOMERSEN_CDS_REPLAY_STORE"]
         log = instance.log_path.open("ab")
         instance.process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**self.environment(), "MIPOMERSEN_CDS_DATA_DIR": str(instance.data_dir)},
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -350,7 +359,7 @@ class Cluster:
         return steps
 
     def _wait_until_draining(self, instance: Instance) -> Answer:
-        deadline = time.monotonic() + self.settings.drain_seconds
+        deadline = time.monotonic() + self.settings.drain_seconds + 5
         while time.monotonic() < deadline:
             answer = request(instance.port, "GET", "/readyz", timeout=2)
             if answer.status == 503:
@@ -464,8 +473,6 @@ def _wait_or_kill(process: subprocess.Popen[bytes], seconds: float) -> None:
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free now."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -658,12 +665,13 @@ def measure(
         ) as cluster:
             drive(cluster, port=cluster.nginx_port, clients=clients, seconds=2, setup="warm-up")
             if count == 1:
+                results.append(_measure_single_host(cluster, clients=clients, seconds=seconds))
                 direct = drive(
                     cluster,
                     port=cluster.instances[0].port,
                     clients=clients,
                     seconds=seconds,
-                    setup="1 instance, no nginx",
+                    setup="1 instance, no nginx, PostgreSQL + Redis",
                 )
                 results.append(direct)
             results.append(
@@ -676,6 +684,27 @@ def measure(
                 )
             )
     return results
+
+
+def _measure_single_host(cluster: Cluster, *, clients: int, seconds: float) -> Throughput:
+    """Measure one instance with one host's stores (SQLite audit and replay), no nginx."""
+    data_dir = cluster.run_dir / "single-host"
+    data_dir.mkdir()
+    alone = Instance("single-host", free_port(), data_dir, cluster.run_dir / "single-host.log")
+    cluster.start_instance(alone, shared_stores=False)
+    try:
+        drive(cluster, port=alone.port, clients=clients, seconds=2, setup="warm-up")
+        return drive(
+            cluster,
+            port=alone.port,
+            clients=clients,
+            seconds=seconds,
+            setup="1 instance, no nginx, SQLite (one host)",
+        )
+    finally:
+        assert alone.process is not None
+        alone.process.send_signal(signal.SIGINT)  # stop at once, no drain
+        _wait_or_kill(alone.process, 15)
 
 
 def _as_dict(settings: ClusterSettings) -> dict[str, Any]:

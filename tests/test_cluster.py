@@ -65,7 +65,7 @@ def _cluster_settings() -> ClusterSettings:
         instances=2,
         workers=2,
         threads=4,
-        drain_seconds=2,
+        drain_seconds=3,
         fresh=True,
     )
 
