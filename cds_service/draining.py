@@ -21,7 +21,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,16 @@ def is_draining(environ: Mapping[str, str] | None = None) -> bool:
     return marker is not None and marker != "" and Path(marker).exists()
 
 
-def install_draining(arbiter: Any, seconds: int) -> Path:
+def _sigterm_self_after(seconds: int) -> None:
+    """Send this process SIGTERM in `seconds`, from a timer thread."""
+    timer = threading.Timer(seconds, os.kill, args=(os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+
+
+def install_draining(
+    arbiter: Any, seconds: int, *, stop_later: Callable[[int], None] = _sigterm_self_after
+) -> Path:
     """Make the gunicorn `arbiter` drain for `seconds` on its first SIGTERM (on_starting hook).
 
     Returns the marker's directory, for `remove_drain_marker` when the master exits.
@@ -51,10 +60,8 @@ def install_draining(arbiter: Any, seconds: int) -> Path:
         marker.touch()
         arbiter.log.info("SIGTERM: draining for %d s (readyz answers 503), then stopping", seconds)
         # The master loop stays free to reap and replace workers while the instance drains;
-        # the timer's SIGTERM finds the marker and stops.
-        timer = threading.Timer(seconds, os.kill, args=(os.getpid(), signal.SIGTERM))
-        timer.daemon = True
-        timer.start()
+        # the later SIGTERM finds the marker and stops.
+        stop_later(seconds)
 
     arbiter.handle_term = handle_term
     return directory

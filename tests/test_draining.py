@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -13,7 +14,12 @@ import pytest
 
 from cds_service import create_app
 from cds_service.config import load_settings
-from cds_service.draining import DRAIN_MARKER_VARIABLE, is_draining
+from cds_service.draining import (
+    DRAIN_MARKER_VARIABLE,
+    install_draining,
+    is_draining,
+    remove_drain_marker,
+)
 from cds_service.errors import ConfigurationError
 from tests.conftest import AUTH_OFF, free_port
 from tests.openapi_contract import assert_response_matches_openapi
@@ -56,6 +62,37 @@ def test_drain_seconds_are_read_from_the_environment(text: str, expected: int) -
 def test_a_bad_drain_time_stops_start_up_naming_the_variable(text: str) -> None:
     with pytest.raises(ConfigurationError, match="MIPOMERSEN_CDS_DRAIN_SECONDS"):
         load_settings({"MIPOMERSEN_CDS_AUTH": "off", "MIPOMERSEN_CDS_DRAIN_SECONDS": text})
+
+
+class _Arbiter:
+    """The part of gunicorn's Arbiter that draining touches."""
+
+    def __init__(self) -> None:
+        self.stops = 0
+        self.log = logging.getLogger("test.arbiter")
+
+    def handle_term(self) -> None:
+        self.stops += 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "stops_at_first_sigterm"), [(0, True), (5, False)], ids=["no drain", "drain 5 s"]
+)
+def test_the_first_sigterm_drains_and_the_second_stops(
+    seconds: int, stops_at_first_sigterm: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DRAIN_MARKER_VARIABLE, "")  # restored after the test
+    arbiter = _Arbiter()
+    scheduled: list[int] = []
+    directory = install_draining(arbiter, seconds, stop_later=scheduled.append)
+    arbiter.handle_term()
+    assert arbiter.stops == (1 if stops_at_first_sigterm else 0)
+    assert is_draining() is not stops_at_first_sigterm
+    assert scheduled == ([] if stops_at_first_sigterm else [seconds])
+    arbiter.handle_term()  # the timer's SIGTERM, or a second one from the operator
+    assert arbiter.stops == (2 if stops_at_first_sigterm else 1)
+    remove_drain_marker()
+    assert not directory.exists() and not is_draining()
 
 
 def _wait_for(port: int, path: str, status: int, *, seconds: float) -> None:
