@@ -10,7 +10,7 @@ FUZZ_REQUESTS ?= 10000
 # Where the service keeps its SQLite database; the service reads the same variable.
 MIPOMERSEN_CDS_DATA_DIR ?= data
 
-.PHONY: run test fuzz bench chaos clean
+.PHONY: run test fuzz bench chaos cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ bench: $(VENV)/.installed
 # slow clients with and without nginx; prints the table of the README's reliability section.
 chaos: $(VENV)/.installed-test
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
+
+# nginx (Debian's) in front of CLUSTER_INSTANCES instances sharing the local PostgreSQL
+# (database mipomersen_cluster) and Redis (database 6), all on loopback; Ctrl-C stops it.
+# `python -m bench.cluster measure` measures throughput with 1, 2 and 3 instances.
+CLUSTER_INSTANCES ?= 2
+cluster: $(VENV)/.installed
+	$(BIN)/python -m bench.cluster up --instances $(CLUSTER_INSTANCES) $(CLUSTER_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

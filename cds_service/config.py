@@ -75,6 +75,7 @@ class ServingSettings:
     workers: int = field(default_factory=default_workers)
     threads: int = 4  # per worker; threads wait on EHR FHIR servers without holding a core
     metrics_token: str | None = field(default=None, repr=False)  # None: no /metrics
+    drain_seconds: int = 0  # on SIGTERM, /readyz answers 503 this long before stopping
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
     names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", *SECURITY_SETTING_NAMES]
     names += ["DATA_DIR", "DATABASE_URL", "DATABASE_TIMEOUT_SECONDS", "AUDIT_RETENTION_DAYS"]
-    names += ["WORKERS", "THREADS", "METRICS_TOKEN"]
+    names += ["WORKERS", "THREADS", "METRICS_TOKEN", "DRAIN_SECONDS"]
     names.extend(_fhir_variable(f.name, f.type) for f in dataclasses.fields(FhirClientSettings))
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
@@ -180,6 +181,8 @@ def _parse_serving(values: Mapping[str, str]) -> ServingSettings:
     for name in ("WORKERS", "THREADS"):
         if name in values:
             parsed[name.lower()] = _parse_count(name, values[name], minimum=1)
+    if "DRAIN_SECONDS" in values:
+        parsed["drain_seconds"] = _parse_count("DRAIN_SECONDS", values["DRAIN_SECONDS"], minimum=0)
     token = values.get("METRICS_TOKEN", "").strip()
     if token:
         if len(token) < MIN_METRICS_TOKEN_LENGTH:

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from cds_service.config import load_settings
+from cds_service.draining import install_draining, remove_drain_marker
 from cds_service.server import (
     gunicorn_options,
     on_worker_exit,
@@ -25,8 +26,9 @@ globals().update(gunicorn_options(_settings))
 
 
 def on_starting(server: Any) -> None:
-    """Prepare the metrics directory in the master, before any worker exists."""
+    """Prepare the metrics directory and draining in the master, before any worker exists."""
     prepare_metrics_directory(_settings.data_dir)
+    install_draining(server, _settings.serving.drain_seconds)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -36,8 +38,9 @@ def post_worker_init(worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove the metrics directory this instance made under /dev/shm."""
+    """Remove what this instance made under /dev/shm: the metrics directory, the drain marker."""
     remove_metrics_directory(_settings.data_dir)
+    remove_drain_marker()
 
 
 def child_exit(server: Any, worker: Any) -> None:

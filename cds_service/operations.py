@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, request
 
 from .app import service_state
 from .auth import public_endpoint, replay_store_of
+from .draining import is_draining
 from .errors import NotFound, Unauthorized
 from .metrics import Metrics
 from .readiness import FINE, database_check, metrics_check, replay_check
@@ -43,6 +44,8 @@ def readiness() -> Response:
         "replay_store": replay_check(replay_store_of(current_app)),
         "metrics_directory": metrics_check(os.environ),
     }
+    if is_draining():  # SIGTERM received: out of rotation while requests in flight finish
+        checks["shutdown"] = "draining"
     failed = [name for name, result in checks.items() if result not in FINE]
     body: dict[str, Any] = {"status": "not ready" if failed else "ready", "checks": checks}
     if failed:
