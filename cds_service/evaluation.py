@@ -29,7 +29,6 @@ from fhir_mappings import (
 from fhir_mappings.values import MedicationCodes, MedicationOrder, PatientRecord
 
 from .cards import CardContext, render_cards
-from .config import Settings
 from .discovery import (
     CONDITIONS_KEY,
     LIVER_LABS_KEY,
@@ -43,6 +42,7 @@ from .hook_request import HookRequest, parse_hook_request
 from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
 from .request_limits import RequestLimits
 from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
+from .settings import Settings
 
 # Statuses of a MedicationRequest that no longer stand for a prescription.
 _VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cds_service.config import load_settings
 from cds_service.server import (
     gunicorn_options,
     on_worker_exit,
@@ -19,6 +18,7 @@ from cds_service.server import (
     render_server_errors_as_operation_outcomes,
     warm_up,
 )
+from cds_service.settings import load_settings
 
 _settings = load_settings(os.environ)
 globals().update(gunicorn_options(_settings))
