@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -279,6 +281,34 @@ def test_a_short_metrics_token_is_refused_without_echoing_it() -> None:
     with pytest.raises(ConfigurationError, match="METRICS_TOKEN is too short") as error:
         load_settings({"MIPOMERSEN_CDS_METRICS_TOKEN": "hunter2"})
     assert "hunter2" not in str(error.value)
+
+
+def _string_literals(tree: ast.Module) -> Iterator[ast.Constant]:
+    """Yield the string constants of a module that are not docstrings."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:
+                yield node
+
+
+def test_only_the_settings_model_spells_out_a_variable_name() -> None:
+    package = Path(__file__).parents[1] / "cds_service"
+    spelt = [
+        f"{path.relative_to(package)}:{node.lineno}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "settings.py"
+        for node in _string_literals(ast.parse(path.read_text()))
+        if "MIPOMERSEN_CDS_" in node.value
+    ]
+    assert spelt == []
 
 
 # --- `mipomersen-cds settings` -------------------------------------------------------------------
