@@ -239,7 +239,7 @@ def _settings(arguments: argparse.Namespace) -> int:
         _print(json.dumps(body, ensure_ascii=False, indent=2), sys.stdout)
         return 0
     for row in rows:
-        origin = "set" if row.set else "default"
+        origin = "set" if row.set else "not set"
         _print(f"{row.variable}={row.value}  ({origin}; default {row.default})", sys.stdout)
         _print(f"    {row.meaning}", sys.stdout)
     return 0
