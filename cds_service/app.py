@@ -71,7 +71,6 @@ def create_app(
     )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     metrics = Metrics()
     app.extensions[EXTENSION_NAME] = ServiceState(
         settings=settings,

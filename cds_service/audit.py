@@ -148,7 +148,7 @@ def audit_record(
         "patient_reference": f"Patient/{patient_id}" if patient_id else None,
         "profile": profile.value,
         "decision": evaluation.kind.value if evaluation else None,
-        "reason": finding.reason.value if finding else None,
+        "reason": finding.reason.code if finding else None,
         "rule": finding.rule if finding else None,
         "card_uuid": card.get("uuid") if card else None,
         "suggestion_uuids": [s["uuid"] for s in (card or {}).get("suggestions", []) if "uuid" in s],

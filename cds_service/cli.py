@@ -23,6 +23,7 @@ from fhir_mappings import (
     read_resources,
 )
 
+from .cards import no_card_text
 from .corpus import corpus_files, run_corpus
 from .discovery import (
     CONDITIONS_KEY,
@@ -467,12 +468,7 @@ def render_text(answer: HookAnswer, settings: Settings) -> str:
     """Return the response as a clinician would read it in an EHR."""
     cards = answer.body["cards"]
     if not cards:
-        if answer.evaluation is None:
-            return "No card: mipomersen is not involved in this request."
-        return (
-            "No card: every required liver test is current and within normal limits "
-            f"(profile {settings.rules.profile.value})."
-        )
+        return no_card_text(answer.evaluation)
     blocks = []
     for card in cards:
         lines = [f"[{card['indicator'].upper()}] {card['summary']}", "", card.get("detail", "")]

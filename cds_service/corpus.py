@@ -140,7 +140,7 @@ def evaluate_file(
         name,
         finding.kind.value,
         elapsed,
-        reason=finding.reason.value,
+        reason=finding.reason.code,
         rule=finding.rule,
         values=_finding_values(finding, evaluation.findings[1:]),
     )
@@ -318,7 +318,7 @@ def _finding_values(finding: Finding, others: Sequence[Finding]) -> dict[str, An
             for s in finding.skipped
         ]
     if others:
-        values["also"] = [other.reason.value for other in others]
+        values["also"] = [other.reason.code for other in others]
     return values
 
 

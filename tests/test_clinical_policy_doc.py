@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from cds_service.rules import catalogue
-from cds_service.rules.catalogue import ALL_RULES, Rule
+from cds_service.rules.catalogue import ALL_RULES
+from cds_service.rules.decision import Rule
 from cds_service.settings import Settings
 
 from . import clinical_policy_tables as tables
@@ -139,8 +140,19 @@ def test_rule_table_names_only_rules_of_the_catalogue() -> None:
     assert stale == []
 
 
-def test_every_rule_defined_in_the_catalogue_is_in_all_rules() -> None:
-    defined = {value for value in vars(catalogue).values() if isinstance(value, Rule)}
+def test_every_rule_defined_in_a_rule_module_is_in_all_rules() -> None:
+    import importlib
+    import pkgutil
+
+    import cds_service.rules as rules
+
+    modules = [
+        importlib.import_module(f"{rules.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(rules.__path__)
+    ]
+    defined = {
+        value for module in modules for value in vars(module).values() if isinstance(value, Rule)
+    }
     assert defined == set(ALL_RULES)
 
 

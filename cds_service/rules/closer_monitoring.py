@@ -22,11 +22,26 @@ it an ambiguous, unusable result instead).
 
 from __future__ import annotations
 
-from . import catalogue
 from .chart import Chart
-from .decision import DecisionKind, Finding, Reason
+from .decision import Finding, Rule, rule
 from .transaminases import earlier_elevation, elevations
 from .uln import is_above_uln
+
+ABOVE_ULN = rule(
+    "policy-8-above-uln",
+    "Project policy 8 (ALT or AST above ULN but below 3× ULN: continue, monitor more closely)",
+    reason_code="transaminase-above-uln",
+)
+RESOLVED_AFTER_ELEVATION = rule(
+    "label-2.3-resolved-monitor-closely",
+    "Kynamro PI §2.3 dose modification table (after resolution to <3× ULN, monitor liver tests "
+    "more frequently); project policy 8",
+    reason_code="resolved-after-elevation",
+)
+RULES: tuple[Rule, ...] = (
+    ABOVE_ULN,
+    RESOLVED_AFTER_ELEVATION,
+)
 
 
 def findings(chart: Chart) -> list[Finding]:
@@ -37,25 +52,17 @@ def findings(chart: Chart) -> list[Finding]:
     deciding = current.deciding
     previous = earlier_elevation(current, chart.current_results, chart.config)
     if previous is not None:
-        rule = catalogue.RESOLVED_AFTER_ELEVATION
+        rule = RESOLVED_AFTER_ELEVATION
         return [
-            Finding(
-                kind=DecisionKind.MONITOR_CLOSELY,
-                reason=Reason.RESOLVED_AFTER_ELEVATION,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 deciding=deciding,
                 supporting=(previous,),
             )
         ]
     if is_above_uln(deciding):
-        rule = catalogue.ABOVE_ULN
+        rule = ABOVE_ULN
         return [
-            Finding(
-                kind=DecisionKind.MONITOR_CLOSELY,
-                reason=Reason.ABOVE_ULN,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 deciding=deciding,
             )
         ]

@@ -18,9 +18,25 @@ from __future__ import annotations
 
 from fhir_mappings.values import LiverCondition, LiverConditionKind
 
-from . import catalogue
 from .chart import Chart
-from .decision import DecisionKind, Finding, Occasion, Reason
+from .decision import Finding, Occasion, Rule, rule
+
+CONTRAINDICATED_ACTIVE_LIVER_DISEASE = rule(
+    "label-4-contraindicated-active-liver-disease",
+    "Kynamro PI §4 Contraindications (active liver disease, moderate or severe hepatic "
+    "impairment); project policy 10",
+    reason_code="active-liver-disease",
+)
+CONTRAINDICATED_ON_THERAPY = rule(
+    "policy-10-contraindicated-on-therapy",
+    "Kynamro PI §4 Contraindications (active liver disease, moderate or severe hepatic "
+    "impairment) for a patient on an active course: reassess therapy; project policy 10",
+    reason_code="active-liver-disease-on-therapy",
+)
+RULES: tuple[Rule, ...] = (
+    CONTRAINDICATED_ACTIVE_LIVER_DISEASE,
+    CONTRAINDICATED_ON_THERAPY,
+)
 
 
 def active_liver_disease(chart: Chart) -> LiverCondition | None:
@@ -39,18 +55,5 @@ def findings(chart: Chart) -> list[Finding]:
     if condition is None:
         return []
     on_therapy = chart.occasion is Occasion.CHART_REVIEW
-    rule = (
-        catalogue.CONTRAINDICATED_ON_THERAPY
-        if on_therapy
-        else catalogue.CONTRAINDICATED_ACTIVE_LIVER_DISEASE
-    )
-    reason = Reason.ACTIVE_LIVER_DISEASE_ON_THERAPY if on_therapy else Reason.ACTIVE_LIVER_DISEASE
-    return [
-        Finding(
-            kind=DecisionKind.CONTRAINDICATED,
-            reason=reason,
-            rule=rule.id,
-            source=rule.source,
-            condition=condition,
-        )
-    ]
+    rule = CONTRAINDICATED_ON_THERAPY if on_therapy else CONTRAINDICATED_ACTIVE_LIVER_DISEASE
+    return [rule.finding(condition=condition)]

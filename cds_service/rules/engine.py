@@ -26,34 +26,15 @@ from . import (
 )
 from .chart import read_chart
 from .config import RuleConfig
-from .decision import Evaluation, Finding, Occasion, Reason
-
-# Within one decision kind, the reason a card should lead with comes first.
-REASON_PRIORITY: tuple[Reason, ...] = (
-    Reason.ACTIVE_LIVER_DISEASE,
-    Reason.ACTIVE_LIVER_DISEASE_ON_THERAPY,
-    Reason.ELEVATION_WITH_BILIRUBIN,
-    Reason.ELEVATION_WITH_SYMPTOMS,
-    Reason.ELEVATION_WITH_LIVER_DISEASE,
-    Reason.SEVERE_ELEVATION,
-    Reason.CONFIRMED_ELEVATION,
-    Reason.ELEVATION_NOT_RESOLVED,
-    Reason.ELEVATION_PENDING_REPEAT,
-    Reason.CONFIRM_ELEVATION,
-    Reason.RESULT_UNUSABLE,
-    Reason.BASELINE_MISSING,
-    Reason.MONITORING_OVERDUE,
-    Reason.BASELINE_ABNORMAL,
-    Reason.RESOLVED_AFTER_ELEVATION,
-    Reason.ABOVE_ULN,
-    Reason.RECORD_UNREADABLE,
-)
-_REASON_RANK: dict[Reason, int] = {reason: rank for rank, reason in enumerate(REASON_PRIORITY)}
+from .decision import Evaluation, Finding, Occasion
 
 
 def order_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
-    """Return the findings most severe first, then by reason priority, otherwise as given."""
-    return tuple(sorted(findings, key=lambda f: (-f.kind.severity, _REASON_RANK[f.reason])))
+    """Return the findings most severe first, then by reason priority, otherwise as given.
+
+    The priority of a reason is its place in `reasons.toml`.
+    """
+    return tuple(sorted(findings, key=lambda f: (-f.kind.severity, f.reason.priority)))
 
 
 def evaluate(

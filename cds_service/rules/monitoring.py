@@ -29,22 +29,50 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fhir_mappings.values import Analyte
+from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
 
-from . import catalogue
 from .chart import Chart
-from .decision import AssessedResult, DecisionKind, Finding, FollowUpTest, Reason
+from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
 from .transaminases import by_multiple_descending, is_elevation, is_transaminase, latest_result
 from .uln import is_above_uln
 
-BASELINE_ANALYTES: tuple[Analyte, ...] = (
-    Analyte.ALT,
-    Analyte.AST,
-    Analyte.ALP,
-    Analyte.TOTAL_BILIRUBIN,
+BASELINE = rule(
+    "policy-7-baseline",
+    "Kynamro PI W&P 5.1 (baseline ALT, AST, alkaline phosphatase and total bilirubin before the "
+    "first dose); project policy 7",
+    reason_code="baseline-missing",
 )
-BASELINE_ABNORMAL_ANALYTES: tuple[Analyte, ...] = BASELINE_ANALYTES
-MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+BASELINE_ABNORMAL = rule(
+    "label-5.1-baseline-abnormal",
+    "Kynamro PI W&P 5.1 (abnormal baseline liver tests: start only after work-up); "
+    "project policies 7 and 14",
+    reason_code="baseline-abnormal",
+)
+MONITORING_FIRST_YEAR = rule(
+    "policy-7-monitoring-first-year",
+    "Kynamro PI W&P 5.1 (ALT and AST monthly during the first year); project policy 7",
+    reason_code="monitoring-overdue",
+)
+MONITORING_AFTER_FIRST_YEAR = rule(
+    "policy-7-monitoring-after-first-year",
+    "Kynamro PI W&P 5.1 (ALT and AST at least every 3 months after the first year); "
+    "project policy 7",
+    reason_code="monitoring-overdue",
+)
+MONITORING_CONSERVATIVE = rule(
+    "conservative-weekly-monitoring",
+    "Seed guide 003 Protocol 1 (weekly ALT and AST in the first month and after an "
+    "elevation); project policy 1",
+    reason_code="monitoring-overdue",
+)
+RULES: tuple[Rule, ...] = (
+    BASELINE,
+    BASELINE_ABNORMAL,
+    MONITORING_FIRST_YEAR,
+    MONITORING_AFTER_FIRST_YEAR,
+    MONITORING_CONSERVATIVE,
+)
+
 
 
 def is_within_before(taken: datetime, now: datetime, window: timedelta) -> bool:
@@ -75,7 +103,7 @@ def missing_baseline(chart: Chart) -> tuple[Analyte, ...]:
 def abnormal_baseline(chart: Chart) -> tuple[AssessedResult, ...]:
     """Return the latest baseline ALT, AST, ALP and total bilirubin above ULN, highest first."""
     abnormal: list[AssessedResult] = []
-    for analyte in BASELINE_ABNORMAL_ANALYTES:
+    for analyte in BASELINE_ANALYTES:
         latest = latest_result(baseline_results(chart, analyte), analyte)
         if latest is not None and is_above_uln(latest):
             abnormal.append(latest)
@@ -105,16 +133,16 @@ def has_recent_elevation(chart: Chart) -> bool:
     )
 
 
-def monitoring_interval(chart: Chart) -> tuple[timedelta, catalogue.Rule]:
+def monitoring_interval(chart: Chart) -> tuple[timedelta, Rule]:
     """Return the longest allowed gap between ALT/AST tests now, and the rule setting it."""
     config = chart.config
     if chart.is_conservative and (
         is_in_conservative_first_month(chart) or has_recent_elevation(chart)
     ):
-        return config.conservative_interval, catalogue.MONITORING_CONSERVATIVE
+        return config.conservative_interval, MONITORING_CONSERVATIVE
     if is_in_first_year(chart):
-        return config.first_year_interval, catalogue.MONITORING_FIRST_YEAR
-    return config.maintenance_interval, catalogue.MONITORING_AFTER_FIRST_YEAR
+        return config.first_year_interval, MONITORING_FIRST_YEAR
+    return config.maintenance_interval, MONITORING_AFTER_FIRST_YEAR
 
 
 def is_monitoring_overdue(
@@ -129,13 +157,9 @@ def baseline_findings(chart: Chart) -> list[Finding]:
     found: list[Finding] = []
     missing = missing_baseline(chart)
     if missing:
-        rule = catalogue.BASELINE
+        rule = BASELINE
         found.append(
-            Finding(
-                kind=DecisionKind.REPEAT_TEST,
-                reason=Reason.BASELINE_MISSING,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 missing=missing,
                 follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
                 due=chart.now,
@@ -143,13 +167,9 @@ def baseline_findings(chart: Chart) -> list[Finding]:
         )
     abnormal = abnormal_baseline(chart)
     if abnormal:
-        rule = catalogue.BASELINE_ABNORMAL
+        rule = BASELINE_ABNORMAL
         found.append(
-            Finding(
-                kind=DecisionKind.REPEAT_TEST,
-                reason=Reason.BASELINE_ABNORMAL,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 deciding=abnormal[0],
                 supporting=abnormal[1:],
                 follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL, FollowUpTest.INR),
@@ -162,10 +182,10 @@ def baseline_findings(chart: Chart) -> list[Finding]:
 def cadence_findings(chart: Chart) -> list[Finding]:
     """Return the overdue-monitoring finding for a patient on therapy."""
     interval, rule = monitoring_interval(chart)
-    latest = {analyte: chart.latest(analyte) for analyte in MONITORED_ANALYTES}
+    latest = {analyte: chart.latest(analyte) for analyte in TRANSAMINASES}
     overdue = tuple(
         analyte
-        for analyte in MONITORED_ANALYTES
+        for analyte in TRANSAMINASES
         if is_monitoring_overdue(latest[analyte], chart.now, interval)
     )
     if not overdue:
@@ -173,11 +193,7 @@ def cadence_findings(chart: Chart) -> list[Finding]:
     dates = [a.result.effective for analyte in overdue if (a := latest[analyte]) is not None]
     last_tested = min(dates) if len(dates) == len(overdue) else None  # None: never tested
     return [
-        Finding(
-            kind=DecisionKind.REPEAT_TEST,
-            reason=Reason.MONITORING_OVERDUE,
-            rule=rule.id,
-            source=rule.source,
+        rule.finding(
             missing=overdue,
             last_tested=last_tested,
             follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),

@@ -32,14 +32,52 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fhir_mappings.values import Analyte
+from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
 
-from . import catalogue
 from .chart import Chart
-from .decision import AssessedResult, DecisionKind, Finding, FollowUpTest, Reason
+from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
 from .transaminases import confirmed_elevation, elevations, is_severe_elevation
 
-_PANEL_ANALYTES: tuple[Analyte, ...] = (Analyte.TOTAL_BILIRUBIN, Analyte.ALP)
+WITHHOLD_SEVERE = rule(
+    "label-2.3-withhold-5x-uln",
+    "Kynamro PI boxed warning and §2.3 dose modification table (ALT or AST ≥5× ULN: withhold, "
+    "no confirmation step); project policy 2",
+    reason_code="transaminase-5x-uln",
+)
+WITHHOLD_CONFIRMED = rule(
+    "policy-3-confirmed-elevation",
+    "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× ULN confirmed by a repeat "
+    "measurement: withhold); project policy 3",
+    reason_code="confirmed-transaminase-3x-uln",
+)
+WITHHOLD_UNTIL_RESOLVED = rule(
+    "policy-12-withhold-until-resolved",
+    "Kynamro PI §2.3 dose modification table (resume only after transaminases resolve to "
+    "<3× ULN); project policy 12",
+    reason_code="transaminase-not-resolved",
+)
+WITHHOLD_PENDING_REPEAT = rule(
+    "conservative-withhold-3x-uln",
+    "Seed guide 003 (pause at ALT or AST ≥3× ULN, repeat within one week); project policy 1",
+    reason_code="transaminase-3x-uln-pending-repeat",
+)
+CONFIRM_ELEVATION = rule(
+    "label-2.3-confirm-3x-uln",
+    "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× and <5× ULN: confirm with a repeat "
+    "measurement within one week); project policy 3",
+    reason_code="confirm-transaminase-3x-uln",
+)
+RULES: tuple[Rule, ...] = (
+    WITHHOLD_SEVERE,
+    WITHHOLD_CONFIRMED,
+    WITHHOLD_UNTIL_RESOLVED,
+    WITHHOLD_PENDING_REPEAT,
+    CONFIRM_ELEVATION,
+)
+
+
+# PI §2.3 "additional liver-related tests not already done": the baseline tests besides ALT/AST.
+_PANEL_ANALYTES = tuple(a for a in BASELINE_ANALYTES if a not in TRANSAMINASES)
 
 
 def has_result_since(chart: Chart, analyte: Analyte, since: datetime) -> bool:
@@ -73,15 +111,14 @@ def findings(chart: Chart) -> list[Finding]:
         return _until_resolved(chart)
     deciding = elevated[0]
     if is_severe_elevation(deciding, config):
-        return [_withhold(chart, Reason.SEVERE_ELEVATION, catalogue.WITHHOLD_SEVERE, deciding)]
+        return [_withhold(chart, WITHHOLD_SEVERE, deciding)]
     confirmed = confirmed_elevation(chart.transaminases, chart.current_results, config)
     if confirmed is not None:
         elevation, confirming = confirmed
         return [
             _withhold(
                 chart,
-                Reason.CONFIRMED_ELEVATION,
-                catalogue.WITHHOLD_CONFIRMED,
+                WITHHOLD_CONFIRMED,
                 elevation,
                 supporting=(confirming,),
             )
@@ -92,25 +129,17 @@ def findings(chart: Chart) -> list[Finding]:
         tests = additional_tests(chart, deciding)
         if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:
             tests = (FollowUpTest.HEPATIC_FUNCTION_PANEL, *tests)
-        rule = catalogue.WITHHOLD_PENDING_REPEAT
+        rule = WITHHOLD_PENDING_REPEAT
         return [
-            Finding(
-                kind=DecisionKind.WITHHOLD,
-                reason=Reason.ELEVATION_PENDING_REPEAT,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 deciding=deciding,
                 follow_up=tests,
                 due=repeat_due(chart, deciding),
             )
         ]
-    rule = catalogue.CONFIRM_ELEVATION
+    rule = CONFIRM_ELEVATION
     return [
-        Finding(
-            kind=DecisionKind.REPEAT_TEST,
-            reason=Reason.CONFIRM_ELEVATION,
-            rule=rule.id,
-            source=rule.source,
+        rule.finding(
             deciding=deciding,
             follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
             due=repeat_due(chart, deciding),
@@ -126,13 +155,9 @@ def _until_resolved(chart: Chart) -> list[Finding]:
     tests = additional_tests(chart, episode.began_with)
     if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:  # the panel carries ALT and AST
         tests = (FollowUpTest.HEPATIC_FUNCTION_PANEL, *tests)
-    rule = catalogue.WITHHOLD_UNTIL_RESOLVED
+    rule = WITHHOLD_UNTIL_RESOLVED
     return [
-        Finding(
-            kind=DecisionKind.WITHHOLD,
-            reason=Reason.ELEVATION_NOT_RESOLVED,
-            rule=rule.id,
-            source=rule.source,
+        rule.finding(
             deciding=episode.began_with,
             supporting=tuple(reversed(episode.since)),
             missing=episode.unresolved_analytes(chart.config),
@@ -144,17 +169,12 @@ def _until_resolved(chart: Chart) -> list[Finding]:
 
 def _withhold(
     chart: Chart,
-    reason: Reason,
-    rule: catalogue.Rule,
+    rule: Rule,
     deciding: AssessedResult,
     *,
     supporting: tuple[AssessedResult, ...] = (),
 ) -> Finding:
-    return Finding(
-        kind=DecisionKind.WITHHOLD,
-        reason=reason,
-        rule=rule.id,
-        source=rule.source,
+    return rule.finding(
         deciding=deciding,
         supporting=supporting,
         follow_up=additional_tests(chart, deciding),

@@ -117,7 +117,7 @@ def test_window_is_measured_from_any_current_elevation() -> None:
     # AST 3x 6 days ago is current; bilirubin 20 days ago is within 14 days of it only.
     entries = [alt(200), ast(130, 6), tbili(2.4, 20), ast(130, 9)]
     finding = run(ON_THERAPY, *entries).findings[0]
-    assert finding.reason.value == "transaminase-with-bilirubin"
+    assert finding.reason.code == "transaminase-with-bilirubin"
     assert finding.deciding is not None and finding.deciding.result.analyte is Analyte.AST
 
 
