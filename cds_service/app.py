@@ -15,7 +15,6 @@ from werkzeug.exceptions import HTTPException
 
 from .audit import AuditTrail
 from .auth import install_authentication
-from .config import Settings, load_settings
 from .errors import HttpError, InternalError, from_werkzeug
 from .evaluation import PrefetchFetcher
 from .fhir_client import FhirClient, build_session
@@ -23,7 +22,7 @@ from .http_hardening import install_http_hardening
 from .logging_setup import install_request_log
 from .metrics import Metrics, install_metrics
 from .responses import json_response
-from .security_config import require_serving_settings
+from .settings import Settings, load_settings, require_serving_settings
 from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
@@ -62,7 +61,7 @@ def create_app(
     schema); `ServiceState.database.close()` releases it.
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
-    require_serving_settings(settings.security)  # refuse before anything touches the disk
+    require_serving_settings(settings)  # refuse before anything touches the disk
     database = open_database(
         settings.database_url,
         timeout_seconds=settings.database_timeout_seconds,
@@ -76,8 +75,8 @@ def create_app(
         clock=clock or _utc_now,
         new_id=new_id or _random_uuid,
         fetcher=FhirClient(
-            fhir_session or build_session(settings.fhir),
-            settings.fhir,
+            fhir_session or build_session(settings),
+            settings,
             observe=metrics.observe_fetch,
         ),
         database=database,
@@ -94,7 +93,7 @@ def create_app(
     # Order matters: the request log times everything; preflights are answered before auth.
     install_request_log(app)
     install_metrics(app, metrics)
-    install_http_hardening(app, settings.security)
+    install_http_hardening(app, settings)
     install_authentication(app, settings)
     app.register_error_handler(HttpError, _render_http_error)
     app.register_error_handler(HTTPException, _render_werkzeug_error)

@@ -44,13 +44,12 @@ from jwt.exceptions import (
 
 from fhir_mappings import shorten
 
-from .config import Settings
 from .errors import Unauthorized
 from .outbound_http import outbound_session
 from .replay import ReplayStore, open_replay_store, token_key
-from .security_config import (
+from .settings import (
     AuthMode,
-    SecuritySettings,
+    Settings,
     TrustedIssuer,
     jwk_problem,
     require_serving_settings,
@@ -206,21 +205,21 @@ class Authenticator:
 
     def __init__(
         self,
-        security: SecuritySettings,
+        settings: Settings,
         *,
         replay_store: ReplayStore,
         session: requests.Session,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        require_serving_settings(security)
-        self._security = security
-        self._public_url = security.public_url or ""
+        require_serving_settings(settings)
+        self._settings = settings
+        self._public_url = settings.public_url or ""
         self._replay_store = replay_store
         self._issuers = {
             iss: IssuerKeys(
-                issuer, algorithms=security.algorithms, session=session, monotonic=monotonic
+                issuer, algorithms=settings.jwt_algorithms, session=session, monotonic=monotonic
             )
-            for iss, issuer in security.trusted_issuers.items()
+            for iss, issuer in settings.trusted_issuers.items()
         }
 
     @property
@@ -248,10 +247,10 @@ class Authenticator:
             raise Unauthorized(_describe(error), token_sent=True) from None
 
     def _verify(self, token: str, *, audience: str) -> CdsClient:
-        security = self._security
+        settings = self._settings
         header = jwt.get_unverified_header(token)
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in security.algorithms:
+        if not isinstance(alg, str) or alg not in settings.jwt_algorithms:
             raise _rejected(f"alg {_quote(alg)} is not allowed")
         if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
             raise _rejected("typ is not JWT")
@@ -262,20 +261,20 @@ class Authenticator:
         iss = unverified.get("iss")
         if not isinstance(iss, str) or iss not in self._issuers:
             raise _rejected(f"iss {_quote(iss)} is not a trusted issuer")
-        keys, issuer = self._issuers[iss], security.trusted_issuers[iss]
+        keys, issuer = self._issuers[iss], settings.trusted_issuers[iss]
         if "jku" in header and header["jku"] != issuer.jwks_url:
             raise _rejected(f"jku is not the jwks_url configured for iss {_quote(iss)}")
         claims = jwt.decode(
             token,
             key=keys.verifier(kid, alg),
-            algorithms=list(security.algorithms),
+            algorithms=list(settings.jwt_algorithms),
             audience=audience,
             issuer=iss,
-            leeway=security.leeway_seconds,
+            leeway=settings.jwt_leeway_seconds,
             options={"require": list(REQUIRED_CLAIMS), "enforce_minimum_key_length": True},
         )
-        jti, tenant = _check_claims(claims, issuer, security.max_lifetime_seconds)
-        expires_at = float(claims["exp"]) + security.leeway_seconds
+        jti, tenant = _check_claims(claims, issuer, settings.jwt_max_lifetime_seconds)
+        expires_at = float(claims["exp"]) + settings.jwt_leeway_seconds
         if not self._replay_store.first_use(token_key(iss, jti), expires_at):
             raise _rejected(f"jti {_quote(jti)} of iss {_quote(iss)} was already used (replay)")
         return CdsClient(issuer=iss, jti=jti, tenant=tenant)
@@ -350,16 +349,15 @@ def install_authentication(
     replay_store: ReplayStore | None = None,
 ) -> None:
     """Require a valid JWT on every request of `app` (unless `MIPOMERSEN_CDS_AUTH=off`)."""
-    security = settings.security
-    if security.auth is AuthMode.OFF:
+    if settings.auth is AuthMode.OFF:
         logger.warning(
-            "authentication is OFF (MIPOMERSEN_CDS_AUTH=off): anyone who can reach this server "
-            "can call it; use this for local development only"
+            f"authentication is OFF ({Settings.variable('auth')}=off): anyone who can reach "
+            "this server can call it; use this for local development only"
         )
         return
     authenticator = Authenticator(
-        security,
-        replay_store=replay_store or open_replay_store(security.replay_store, settings.data_dir),
+        settings,
+        replay_store=replay_store or open_replay_store(settings.replay_store, settings.data_dir),
         session=session or jwks_session(),
     )
     app.extensions[EXTENSION_NAME] = authenticator

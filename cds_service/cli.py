@@ -24,7 +24,6 @@ from fhir_mappings import (
 )
 
 from .cards import no_card_text
-from .config import Settings, load_settings, setting_names
 from .corpus import corpus_files, run_corpus
 from .discovery import (
     CONDITIONS_KEY,
@@ -39,7 +38,13 @@ from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
 from .records_cli import add_commands as add_record_commands
-from .security_config import require_serving_settings
+from .settings import (
+    Settings,
+    load_settings,
+    require_serving_settings,
+    settings_help,
+    settings_report,
+)
 from .storage import open_database
 from .what_if import with_mipomersen_order
 
@@ -55,8 +60,8 @@ _PREFETCH_KEYS = {
 _DESCRIPTION = """\
 Mipomersen (Kynamro) liver-safety CDS Hooks 2.0 service.
 
-Settings come from MIPOMERSEN_CDS_* environment variables (see README):
-  {names}
+Settings come from environment variables (`mipomersen-cds settings` shows their values):
+{settings}
 """
 
 _EVALUATE_EPILOG = """\
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mipomersen-cds",
-        description=_DESCRIPTION.format(names="\n  ".join(setting_names())),
+        description=_DESCRIPTION.format(settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
@@ -121,12 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        help="worker processes (default: MIPOMERSEN_CDS_WORKERS, else 2 per CPU core + 1)",
+        help=f"worker processes (default: {Settings.variable('workers')}, else 2 per CPU core "
+        "+ 1)",
     )
     serve.add_argument(
         "--threads",
         type=int,
-        help="threads per worker (default: MIPOMERSEN_CDS_THREADS, else 4)",
+        help=f"threads per worker (default: {Settings.variable('threads')}, else 4)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -156,13 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--profile",
         choices=["label", "conservative"],
-        help="rule profile (default: MIPOMERSEN_CDS_PROFILE, else label)",
+        help=f"rule profile (default: {Settings.variable('profile')}, else label)",
     )
     evaluate.add_argument(
         "--fhir-server",
         metavar="URL",
         help="FHIR base URL to fetch what the request's prefetch lacks from (sets fhirServer; "
-        "https unless MIPOMERSEN_CDS_ALLOW_HTTP_FHIR_SERVER=true)",
+        f"https unless {Settings.variable('allow_http_fhir_server')}=true)",
     )
     evaluate.add_argument(
         "--token-env",
@@ -184,6 +190,15 @@ def _parser() -> argparse.ArgumentParser:
         "per file",
     )
     evaluate.set_defaults(handler=_evaluate)
+    shown = commands.add_parser(
+        "settings",
+        help="print every setting: its variable, value (secrets masked), default and meaning",
+        description="Print every setting the service reads from the environment: its variable, "
+        "its value here (secrets masked), its default and its meaning. Exit status 2 when a "
+        "value is refused.",
+    )
+    shown.add_argument("--format", choices=["text", "json"], default="text")
+    shown.set_defaults(handler=_settings)
     add_record_commands(commands)
     return parser
 
@@ -193,7 +208,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         # Fail before forking workers, naming the variable; migrate SQLite (or check the
         # PostgreSQL schema) once, before the workers start.
         settings = load_settings(os.environ)
-        require_serving_settings(settings.security)
+        require_serving_settings(settings)
         open_database(
             settings.database_url,
             timeout_seconds=settings.database_timeout_seconds,
@@ -210,6 +225,24 @@ def _serve(arguments: argparse.Namespace) -> int:
         workers=arguments.workers,
         threads=arguments.threads,
     )
+    return 0
+
+
+def _settings(arguments: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(os.environ)
+    except CdsServiceError as error:
+        _print(f"mipomersen-cds: configuration error: {error}", sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = settings_report(settings, given=os.environ)
+    if arguments.format == "json":
+        body = [row.to_json() for row in rows]
+        _print(json.dumps(body, ensure_ascii=False, indent=2), sys.stdout)
+        return 0
+    for row in rows:
+        origin = "set" if row.set else "not set"
+        _print(f"{row.variable}={row.value}  ({origin}; default {row.default})", sys.stdout)
+        _print(f"    {row.meaning}", sys.stdout)
     return 0
 
 
@@ -266,7 +299,7 @@ def _answerer(
     token = None
     if arguments.fhir_server:
         token = _token(arguments.token_env)
-        fetcher = FhirClient(build_session(settings.fhir), settings.fhir)
+        fetcher = FhirClient(build_session(settings), settings)
 
     def answer(raw: bytes) -> HookAnswer:
         body = decode_json_body(raw)

@@ -30,7 +30,6 @@ from fhir_mappings import (
 from fhir_mappings.values import MedicationCodes, MedicationOrder
 
 from .cards import CardContext, render_cards
-from .config import Settings
 from .discovery import (
     CONDITIONS_KEY,
     LIVER_LABS_KEY,
@@ -45,6 +44,7 @@ from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
 from .request_limits import RequestLimits
 from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
 from .rules.therapy import orders_in_scope
+from .settings import Settings
 
 _RULE_KEYS = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cds_service.config import load_settings
 from cds_service.draining import install_draining, remove_drain_marker
 from cds_service.server import (
     gunicorn_options,
@@ -20,6 +19,7 @@ from cds_service.server import (
     render_server_errors_as_operation_outcomes,
     warm_up,
 )
+from cds_service.settings import load_settings
 
 _settings = load_settings(os.environ)
 globals().update(gunicorn_options(_settings))
@@ -28,7 +28,7 @@ globals().update(gunicorn_options(_settings))
 def on_starting(server: Any) -> None:
     """Prepare the metrics directory and draining in the master, before any worker exists."""
     prepare_metrics_directory(_settings.data_dir)
-    install_draining(server, _settings.serving.drain_seconds)
+    install_draining(server, _settings.drain_seconds)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -24,9 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_mappings import FhirMappingError, parse_fhir_datetime
 
-from .config import Settings, load_settings
 from .errors import CdsServiceError
 from .report import build_report, render_text
+from .settings import Settings, load_settings
 from .storage import Database, describe_database_error, head_revision, open_database, upgrade
 from .storage.models import iso_instant
 from .storage.repository import (
@@ -66,12 +66,13 @@ def add_commands(commands: Any) -> None:
     )
     export.add_argument("--since", help=_SINCE_HELP)
     export.set_defaults(handler=_with_database(_export_audit))
+    retention = Settings.variable("audit_retention_days")
     purge = audit_commands.add_parser(
         "purge",
-        help="remove audit records and feedback older than MIPOMERSEN_CDS_AUDIT_RETENTION_DAYS",
+        help=f"remove audit records and feedback older than {retention}",
         description=(
             "Remove audit records made, and feedback received, longer ago than "
-            "MIPOMERSEN_CDS_AUDIT_RETENTION_DAYS (default 3650)."
+            f"{retention} (default {Settings().audit_retention_days:g})."
         ),
     )
     purge.add_argument("--dry-run", action="store_true", help="count, remove nothing")
@@ -96,8 +97,8 @@ def add_commands(commands: Any) -> None:
         "upgrade",
         help="migrate the database to the schema of this version",
         description=(
-            "Migrate MIPOMERSEN_CDS_DATABASE_URL to the schema of this version. Needed once per "
-            "release for PostgreSQL; SQLite is migrated automatically on start."
+            f"Migrate {Settings.variable('database_url')} to the schema of this version. Needed "
+            "once per release for PostgreSQL; SQLite is migrated automatically on start."
         ),
     )
     migrate.set_defaults(handler=_upgrade)
@@ -183,7 +184,8 @@ def _purge(arguments: argparse.Namespace, settings: Settings, db: Database) -> N
     sys.stdout.write(
         f"{verb} {purged.audit_records} audit records and {purged.feedback} feedback items "
         f"older than {iso_instant(cutoff)} "
-        f"(retention {settings.audit_retention.days} days, MIPOMERSEN_CDS_AUDIT_RETENTION_DAYS)\n"
+        f"(retention {settings.audit_retention.days} days, "
+        f"{Settings.variable('audit_retention_days')})\n"
     )
 
 

@@ -26,9 +26,9 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from .config import Settings
 from .errors import RefusedByServer
 from .logging_setup import logging_config
+from .settings import Settings
 
 CONFIG_MODULE = "cds_service.gunicorn_conf"
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client at import
@@ -42,12 +42,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """Return the gunicorn settings for `settings` (the config file's content)."""
     # The longest a request may legitimately take: every FHIR fetch, the audit write, and the
     # service's own work (milliseconds; one second of slack).
-    request_budget = settings.fhir.deadline + settings.database_timeout_seconds + 1.0
+    request_budget = settings.fhir_deadline_seconds + settings.database_timeout_seconds + 1.0
     graceful = math.ceil(request_budget) + 1
     return {
         "bind": "127.0.0.1:8080",
-        "workers": settings.serving.workers,
-        "threads": settings.serving.threads,
+        "workers": settings.workers,
+        "threads": settings.threads,
         "worker_class": "gthread",
         "graceful_timeout": graceful,  # SIGTERM: requests in flight finish within their budget
         "timeout": max(30, 2 * graceful),  # a worker silent this long is killed and replaced

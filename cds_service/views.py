@@ -67,7 +67,7 @@ def _service(service_id: str) -> ServiceDefinition:
 
 
 def _decode(body: bytes) -> Any:
-    return decode_json_body(body, max_depth=service_state().settings.security.max_json_depth)
+    return decode_json_body(body, max_depth=service_state().settings.max_json_depth)
 
 
 def _json_body(incoming: Request) -> bytes:

@@ -30,7 +30,7 @@ from cds_service.auth import (
     public_endpoint,
 )
 from cds_service.errors import ConfigurationError, Unauthorized
-from cds_service.security_config import TrustedIssuer
+from cds_service.settings import TrustedIssuer
 from tests.conftest import NOW, sequential_ids
 from tests.fhir_builders import hook_request, medication_request, observation
 from tests.openapi_contract import assert_response_matches_openapi

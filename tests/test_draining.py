@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from cds_service import create_app
-from cds_service.config import load_settings
 from cds_service.draining import (
     DRAIN_MARKER_VARIABLE,
     install_draining,
@@ -21,6 +20,7 @@ from cds_service.draining import (
     remove_drain_marker,
 )
 from cds_service.errors import ConfigurationError
+from cds_service.settings import load_settings
 from tests.conftest import AUTH_OFF, free_port
 from tests.openapi_contract import assert_response_matches_openapi
 from tests.test_server import get
@@ -44,7 +44,14 @@ def test_a_draining_instance_is_not_ready_but_still_answers(
     assert response.status_code == 503
     assert response.get_json() == {
         "status": "not ready",
-        "checks": {"configuration": "ok", "database": "ok", "shutdown": "draining"},
+        "checks": {
+            "configuration": "ok",
+            "database": "ok",
+            "replay_store": "not used",
+            "metrics_directory": "not used",
+            "shutdown": "draining",
+        },
+        "failed": ["shutdown"],
     }
     assert_response_matches_openapi(response, method="GET", path="/readyz")
     assert client.get("/cds-services").status_code == 200
@@ -55,7 +62,7 @@ def test_a_draining_instance_is_not_ready_but_still_answers(
 )
 def test_drain_seconds_are_read_from_the_environment(text: str, expected: int) -> None:
     settings = load_settings({"MIPOMERSEN_CDS_AUTH": "off", "MIPOMERSEN_CDS_DRAIN_SECONDS": text})
-    assert settings.serving.drain_seconds == expected
+    assert settings.drain_seconds == expected
 
 
 @pytest.mark.parametrize("text", ["-1", "2.5", "soon"])

@@ -24,8 +24,7 @@ import pytest
 import yaml
 
 from bench.cluster import find_nginx
-from cds_service.config import load_settings
-from cds_service.security_config import require_serving_settings
+from cds_service.settings import load_settings, require_serving_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -139,8 +138,8 @@ def test_the_secret_holds_the_issuers_and_database_and_the_service_accepts_both(
     assert not set(secret) & set(objects["ConfigMap"]["data"])
     # The service's own loader accepts what the pods are given, and would start with it.
     settings = load_settings({**objects["ConfigMap"]["data"], **secret})
-    require_serving_settings(settings.security)
-    assert settings.serving.drain_seconds == 10
+    require_serving_settings(settings)
+    assert settings.drain_seconds == 10
     assert settings.database_url.startswith("postgresql+psycopg://")
 
 
