@@ -94,6 +94,10 @@ def create_app(
 
     app.register_blueprint(bp)
     app.register_blueprint(operations_bp)
+    if settings.playground:  # only ever with authentication off (config refuses otherwise)
+        from .playground import install_playground
+
+        install_playground(app)
     # Order matters: the request log times everything; preflights are answered before auth.
     install_request_log(app)
     install_metrics(app, metrics)

@@ -6,7 +6,6 @@ The commands over stored feedback and audit records live in `records_cli`.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -15,17 +14,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from fhir_mappings import FhirMappingError, parse_fhir_datetime, read_resources
+from fhir_mappings import FhirMappingError, parse_fhir_datetime
 
+from .bundles import HOOK_SERVICES as _HOOK_SERVICES
+from .bundles import bundle_to_hook_request
 from .config import Settings, load_settings, setting_names
-from .discovery import (
-    CONDITIONS_KEY,
-    LIVER_LABS_KEY,
-    MEDICATIONS_KEY,
-    PATIENT_KEY,
-    SERVICES,
-    ServiceDefinition,
-)
+from .discovery import ServiceDefinition
 from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
@@ -35,13 +29,6 @@ from .security_config import require_serving_settings
 from .storage import open_database
 
 EXIT_BAD_INPUT = 2
-_HOOK_SERVICES = {service.hook: service for service in SERVICES}
-_PREFETCH_KEYS = {
-    "Observation": LIVER_LABS_KEY,
-    "MedicationRequest": MEDICATIONS_KEY,
-    "Medication": MEDICATIONS_KEY,
-    "Condition": CONDITIONS_KEY,
-}
 
 _DESCRIPTION = """\
 Mipomersen (Kynamro) liver-safety CDS Hooks 2.0 service.
@@ -288,71 +275,6 @@ def _as_hook_request(body: Any, hook: str | None) -> tuple[ServiceDefinition, An
     if hook is not None and hook != sent_hook:
         raise _InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
     return service, body
-
-
-def bundle_to_hook_request(
-    bundle: dict[str, Any], hook: str | None
-) -> tuple[ServiceDefinition, Any]:
-    """Turn a patient Bundle into a CDS Hooks request: drafts to draftOrders, the rest prefetch."""
-    patient_id: str | None = None
-    patient_urls: set[str] = set()
-    drafts: list[dict[str, Any]] = []
-    prefetch: dict[str, list[dict[str, Any]]] = {
-        key: [] for key in dict.fromkeys(_PREFETCH_KEYS.values())
-    }
-    patient_resource: dict[str, Any] | None = None
-    for item in read_resources(bundle, "bundle"):
-        resource = dict(item.resource)
-        kind = resource.get("resourceType")
-        if kind == "Patient" and patient_resource is None:
-            patient_resource = resource
-            patient_id = resource.get("id") if isinstance(resource.get("id"), str) else None
-            if item.full_url:
-                patient_urls.add(item.full_url)
-        elif kind == "MedicationRequest" and resource.get("status") == "draft":
-            drafts.append(resource)
-        elif kind in _PREFETCH_KEYS:
-            prefetch[_PREFETCH_KEYS[kind]].append(resource)
-    if patient_id is None:
-        raise _InputError("the Bundle has no Patient with an id, so there is no patient in context")
-    drafts = [_local_subject(draft, patient_id, patient_urls) for draft in drafts]
-    hook = hook or ("order-sign" if drafts else "patient-view")
-    context: dict[str, Any] = {"userId": "Practitioner/cli", "patientId": patient_id}
-    if hook in ("order-select", "order-sign"):
-        context["draftOrders"] = _collection(drafts)
-        if hook == "order-select":
-            context["selections"] = [
-                f"MedicationRequest/{draft['id']}" for draft in drafts if draft.get("id")
-            ]
-    request_prefetch: dict[str, Any] = {key: _collection(items) for key, items in prefetch.items()}
-    if patient_resource is not None:
-        request_prefetch[PATIENT_KEY] = patient_resource
-    request = {
-        "hook": hook,
-        "hookInstance": str(uuid.uuid4()),
-        "context": context,
-        "prefetch": request_prefetch,
-    }
-    return _HOOK_SERVICES[hook], request
-
-
-def _local_subject(
-    draft: dict[str, Any], patient_id: str, patient_urls: set[str]
-) -> dict[str, Any]:
-    """Rewrite a Bundle-local subject (`urn:uuid:...`) to `Patient/<id>` as an EHR would send it."""
-    subject = draft.get("subject")
-    if isinstance(subject, dict) and subject.get("reference") in patient_urls:
-        draft = copy.deepcopy(draft)
-        draft["subject"]["reference"] = f"Patient/{patient_id}"
-    return draft
-
-
-def _collection(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": resource} for resource in resources],
-    }
 
 
 def render_text(answer: HookAnswer, settings: Settings) -> str:

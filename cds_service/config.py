@@ -28,7 +28,12 @@ from fhir_mappings.values import Analyte, MedicationCodes
 
 from .errors import ConfigurationError
 from .rules.config import DEFAULT_ULN, Profile, RuleConfig
-from .security_config import SECURITY_SETTING_NAMES, SecuritySettings, parse_security_settings
+from .security_config import (
+    SECURITY_SETTING_NAMES,
+    AuthMode,
+    SecuritySettings,
+    parse_security_settings,
+)
 
 PREFIX = "MIPOMERSEN_CDS_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -92,6 +97,8 @@ class Settings:
     database_timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT_SECONDS
     audit_retention: timedelta = DEFAULT_AUDIT_RETENTION
     serving: ServingSettings = field(default_factory=ServingSettings)
+    # The developer's page at /playground (cds_service.playground); only with auth off.
+    playground: bool = False
 
 
 _FHIR_SPECIAL_NAMES = {"allow_http": "ALLOW_HTTP_FHIR_SERVER", "allowlist": "FHIR_SERVER_ALLOWLIST"}
@@ -108,7 +115,7 @@ def setting_names() -> tuple[str, ...]:
     """Return every environment variable the service reads, for documentation and `--help`."""
     names = ["PROFILE", "MEDICATION_CODES", "MAX_BODY_BYTES", *SECURITY_SETTING_NAMES]
     names += ["DATA_DIR", "DATABASE_URL", "DATABASE_TIMEOUT_SECONDS", "AUDIT_RETENTION_DAYS"]
-    names += ["WORKERS", "THREADS", "METRICS_TOKEN"]
+    names += ["WORKERS", "THREADS", "METRICS_TOKEN", "PLAYGROUND"]
     names.extend(_fhir_variable(f.name, f.type) for f in dataclasses.fields(FhirClientSettings))
     for rule_field in dataclasses.fields(RuleConfig):
         if rule_field.type in ("float", "timedelta"):
@@ -154,6 +161,7 @@ def load_settings(
     data_dir, database_url, database_timeout, audit_retention = _parse_storage(values)
     security = parse_security_settings(values)
     serving = _parse_serving(values)
+    playground = _parse_playground(values, security)
     # A misspelt variable would silently leave a safety threshold at its default: refuse it.
     # MIPOMERSEN_CDS_TEST_* belong to the test harness, not to the service.
     unknown = sorted(name for name in set(values) - known if not name.startswith("TEST_"))
@@ -172,7 +180,28 @@ def load_settings(
         database_timeout_seconds=database_timeout,
         audit_retention=audit_retention,
         serving=serving,
+        playground=playground,
     )
+
+
+def _parse_playground(values: Mapping[str, str], security: SecuritySettings) -> bool:
+    """Return whether /playground is served: on by default with auth off, never with auth on.
+
+    The playground calls hooks without a JWT and may pin the evaluation time, so a deployed
+    service (authentication on) must not expose it.
+    """
+    auth_off = security.auth is AuthMode.OFF
+    if "PLAYGROUND" not in values:
+        return auth_off
+    text = values["PLAYGROUND"].strip().lower()
+    if text not in ("on", "off"):
+        raise ConfigurationError(f"{PREFIX}PLAYGROUND={values['PLAYGROUND']!r} must be on or off")
+    if text == "on" and not auth_off:
+        raise ConfigurationError(
+            f"{PREFIX}PLAYGROUND=on needs {PREFIX}AUTH=off: the playground is for local "
+            "development and must not be served by a deployed service"
+        )
+    return text == "on"
 
 
 def _parse_serving(values: Mapping[str, str]) -> ServingSettings:

@@ -75,3 +75,13 @@ def auth_app(tmp_path: Path) -> Flask:
 @pytest.fixture
 def auth_client(auth_app: Flask) -> FlaskClient:
     return auth_app.test_client()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the playground's screenshots are, when the browser tests took any."""
+    from tests.browser import SCREENSHOTS
+
+    if SCREENSHOTS:
+        terminalreporter.write_line("playground screenshots (test artifacts):")
+        for path in SCREENSHOTS:
+            terminalreporter.write_line(f"  {path}")
