@@ -8,27 +8,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, TextIO
 
 from fhir_mappings import FhirMappingError, parse_fhir_datetime
 
 from .bundles import HOOK_SERVICES as _HOOK_SERVICES
 from .bundles import bundle_to_hook_request
-from .config import Settings, load_settings, setting_names
+from .config import load_settings, setting_names
 from .discovery import ServiceDefinition
 from .errors import CdsServiceError, HttpError, PreconditionFailed
-from .evaluation import HookAnswer, answer_hook
+from .evaluation import answer_hook
 from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
 from .records_cli import add_commands as add_record_commands
 from .security_config import require_serving_settings
 from .storage import open_database
+from .terminal import render_answer
 
 EXIT_BAD_INPUT = 2
+# A date alone or a time without an offset would leave the instant to guess: refused.
+_DATE_TIME_WITH_OFFSET = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+)
 
 _DESCRIPTION = """\
 Mipomersen (Kynamro) liver-safety CDS Hooks 2.0 service.
@@ -72,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION.format(names="\n  ".join(setting_names())),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_installed_version()}"
+    )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -108,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--now",
-        help="evaluation instant as an ISO 8601 date-time with offset (default: the clock)",
+        help="evaluation instant as an ISO 8601 date-time with offset, e.g. "
+        "2026-11-23T12:00:00Z; a date alone is refused (default: the clock)",
     )
     evaluate.add_argument(
         "--profile",
@@ -136,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_evaluate)
     add_record_commands(commands)
     return parser
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("mipomersen-cds")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare source tree
+        return "unknown (not installed)"
 
 
 def _serve(arguments: argparse.Namespace) -> int:
@@ -190,7 +208,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         _print(json.dumps(answer.body, ensure_ascii=False, indent=2), sys.stdout)
     else:
-        _print(render_text(answer, settings), sys.stdout)
+        _print(render_answer(answer, settings, terminal=sys.stdout.isatty()), sys.stdout)
     return 0
 
 
@@ -222,20 +240,31 @@ def _new_id() -> str:
 
 
 def _parse_now(text: str | None) -> datetime:
+    """Return the evaluation instant: a full date-time with an offset, nothing less."""
     if text is None:
         return datetime.now(UTC)
+    problem = f"--now {text!r} is not an ISO 8601 date-time with offset (e.g. 2026-11-23T12:00:00Z)"
+    if not _DATE_TIME_WITH_OFFSET.fullmatch(text):
+        raise _InputError(problem)
     try:
         moment, _ = parse_fhir_datetime(text, "--now")
-    except FhirMappingError as error:
-        raise _InputError(f"--now {text!r} is not an ISO 8601 date-time ({error})") from None
+    except FhirMappingError:
+        raise _InputError(problem) from None
     return moment
 
 
 def _read_input(name: str) -> bytes:
     if name == "-":
-        return sys.stdin.buffer.read()
-    with open(name, "rb") as handle:
-        return handle.read()
+        data = sys.stdin.buffer.read()
+    else:
+        with open(name, "rb") as handle:
+            data = handle.read()
+    if not data.strip():
+        where = "standard input" if name == "-" else name
+        raise _InputError(
+            f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON"
+        )
+    return data
 
 
 class _InputError(CdsServiceError):
@@ -275,32 +304,6 @@ def _as_hook_request(body: Any, hook: str | None) -> tuple[ServiceDefinition, An
     if hook is not None and hook != sent_hook:
         raise _InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
     return service, body
-
-
-def render_text(answer: HookAnswer, settings: Settings) -> str:
-    """Return the response as a clinician would read it in an EHR."""
-    cards = answer.body["cards"]
-    if not cards:
-        if answer.evaluation is None:
-            return "No card: mipomersen is not involved in this request."
-        return (
-            "No card: every required liver test is current and within normal limits "
-            f"(profile {settings.rules.profile.value})."
-        )
-    blocks = []
-    for card in cards:
-        lines = [f"[{card['indicator'].upper()}] {card['summary']}", "", card.get("detail", "")]
-        for suggestion in card.get("suggestions", []):
-            lines.append("")
-            lines.append(f"Suggestion: {suggestion['label']}")
-            for action in suggestion.get("actions", []):
-                lines.append(f"  - {action['type']}: {action['description']}")
-        reasons = "; ".join(reason["display"] for reason in card.get("overrideReasons", []))
-        if reasons:
-            lines.extend(["", f"Override reasons: {reasons}"])
-        lines.extend(["", f"Source: {card['source']['label']}"])
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
 
 
 def _print(text: str, stream: TextIO) -> None:
