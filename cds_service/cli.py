@@ -21,6 +21,7 @@ from fhir_mappings import FhirMappingError, parse_fhir_datetime
 from .bundles import HOOK_SERVICES as _HOOK_SERVICES
 from .bundles import bundle_to_hook_request
 from .config import load_settings, setting_names
+from .dev_token import add_command as add_dev_token_command
 from .discovery import ServiceDefinition
 from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import answer_hook
@@ -146,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(handler=_evaluate)
     add_record_commands(commands)
+    add_dev_token_command(commands)
     return parser
 
 
