@@ -25,6 +25,7 @@ from .logging_setup import install_request_log
 from .metrics import Metrics, install_metrics
 from .responses import json_response
 from .security_config import require_serving_settings
+from .startup import log_startup_notes_once
 from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
@@ -70,6 +71,7 @@ def create_app(
         timeout_seconds=settings.database_timeout_seconds,
         tolerate_outage=True,
     )
+    log_startup_notes_once(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

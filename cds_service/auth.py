@@ -333,11 +333,7 @@ def install_authentication(
 ) -> None:
     """Require a valid JWT on every request of `app` (unless `MIPOMERSEN_CDS_AUTH=off`)."""
     security = settings.security
-    if security.auth is AuthMode.OFF:
-        logger.warning(
-            "authentication is OFF (MIPOMERSEN_CDS_AUTH=off): anyone who can reach this server "
-            "can call it; use this for local development only"
-        )
+    if security.auth is AuthMode.OFF:  # logged once per server by `startup`
         return
     authenticator = Authenticator(
         security,

@@ -12,14 +12,16 @@ from typing import Any
 
 from cds_service.config import load_settings
 from cds_service.server import gunicorn_options, on_worker_exit, prepare_metrics_directory, warm_up
+from cds_service.startup import log_startup_notes_in_master
 
 _settings = load_settings(os.environ)
 globals().update(gunicorn_options(_settings))
 
 
 def on_starting(server: Any) -> None:
-    """Prepare the metrics directory in the master, before any worker exists."""
+    """Prepare the metrics directory and log start-up warnings in the master, once."""
     prepare_metrics_directory(_settings.data_dir)
+    log_startup_notes_in_master(_settings)
 
 
 def post_worker_init(worker: Any) -> None:
