@@ -213,10 +213,11 @@ def _decision(evaluation: Evaluation | None) -> dict[str, Any]:
     decided.update(reason=finding.reason.value, rule=finding.rule, source=finding.source)
     values = [finding.deciding, *finding.supporting] if finding.deciding else finding.supporting
     decided["values"] = [
-        {
+        {  # result: the value in its canonical unit, as the card quotes it
             "role": "deciding" if index == 0 and finding.deciding else "supporting",
             "analyte": assessed.result.analyte.value,
             "reported": assessed.result.reported,
+            "result": f"{round(assessed.result.value, 2):g} {assessed.result.analyte.canonical_unit}",  # noqa: E501
             "value": assessed.result.value,
             "unit": assessed.result.analyte.canonical_unit,
             "uln": assessed.uln,

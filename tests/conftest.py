@@ -78,9 +78,12 @@ def auth_client(auth_app: Flask) -> FlaskClient:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say where the playground's screenshots are, when the browser tests took any."""
-    from tests.browser import SCREENSHOTS
+    """Say why the browser tests were skipped, or where their screenshots are."""
+    from tests.browser import SCREENSHOTS, why_no_browser
 
+    reason = why_no_browser()
+    if reason is not None:
+        terminalreporter.write_line(reason)
     if SCREENSHOTS:
         terminalreporter.write_line("playground screenshots (test artifacts):")
         for path in SCREENSHOTS:

@@ -12,6 +12,7 @@ from cds_service import create_app
 from cds_service.cli import main
 from tests.fhir_builders import hook_request
 
+ROOT = Path(__file__).parent.parent
 PUBLIC_URL = "http://127.0.0.1:8080"
 SIGN_URL = f"{PUBLIC_URL}/cds-services/mipomersen-order-sign"
 
@@ -78,3 +79,16 @@ def test_unusable_dev_token_arguments_exit_2(
     status, out, err = run(argv, capsys)
     assert (status, out) == (2, "")
     assert message in err
+
+
+def test_the_readme_walkthrough_is_five_lines_using_these_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Authentication locally, in five lines", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = block.strip().splitlines()
+    assert len(lines) == 5
+    assert "dev-token --trusted-issuers" in lines[0]
+    assert f"MIPOMERSEN_CDS_PUBLIC_URL={PUBLIC_URL}" in lines[1]
+    assert "MIPOMERSEN_CDS_AUTH=required" in lines[1]
+    assert lines[3] == f"URL=$MIPOMERSEN_CDS_PUBLIC_URL{SIGN_URL.removeprefix(PUBLIC_URL)}"
+    assert "dev-token $URL" in lines[4] and "examples/withhold-alt-5x-uln.json" in lines[4]

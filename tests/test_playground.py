@@ -106,6 +106,7 @@ def test_a_pinned_time_decides_and_the_audit_record_is_named(client: FlaskClient
         "role": "deciding",
         "analyte": "ALT",
         "reported": "236 U/L",
+        "result": "236 U/L",
         "value": 236.0,
         "unit": "U/L",
         "uln": 40.0,
@@ -217,3 +218,13 @@ def test_an_empty_timeline_says_so() -> None:
 def test_the_clock_is_the_servers_when_nothing_is_pinned(client: FlaskClient) -> None:
     body = evaluate(client, input=WITHHOLD)
     assert body["now"] == NOW.isoformat().replace("+00:00", "Z")
+
+
+def test_without_chromium_the_browser_tests_say_why_they_are_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import browser
+
+    monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
+    reason = browser.why_no_browser()
+    assert reason is not None and "Chromium is not installed" in reason

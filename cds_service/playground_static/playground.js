@@ -272,7 +272,8 @@ function renderWhy(answer) {
   add("Audit record id", answer.auditRecordId);
   for (const value of decision.values || []) {
     const row = document.createElement("tr");
-    for (const cell of [value.role, value.analyte, value.reported, value.multiple === null ? "" : `${value.multiple}×`, value.uln === null ? "" : `${value.uln} ${value.unit}`, value.date]) {
+    const result = value.reported && value.reported !== value.result ? `${value.result} (sent as ${value.reported})` : value.result;
+    for (const cell of [value.role, value.analyte, result, value.multiple === null ? "" : `${value.multiple}×`, value.uln === null ? "" : `${value.uln} ${value.unit}`, value.date]) {
       row.append(element("td", cell));
     }
     table.tBodies[0].append(row);
