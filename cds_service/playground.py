@@ -32,7 +32,7 @@ from .errors import BadRequest, HttpError, NotFound
 from .evaluation import HookAnswer, answer_hook
 from .hook_request import decode_json_body
 from .responses import json_response
-from .rules import Evaluation
+from .rules import AssessedResult, Evaluation
 from .timeline import timeline_points, timeline_svg
 
 bp = Blueprint("playground", __name__)
@@ -213,21 +213,28 @@ def _decision(evaluation: Evaluation | None) -> dict[str, Any]:
     decided.update(reason=finding.reason.value, rule=finding.rule, source=finding.source)
     values = [finding.deciding, *finding.supporting] if finding.deciding else finding.supporting
     decided["values"] = [
-        {  # result: the value in its canonical unit, as the card quotes it
-            "role": "deciding" if index == 0 and finding.deciding else "supporting",
-            "analyte": assessed.result.analyte.value,
-            "reported": assessed.result.reported,
-            "result": f"{round(assessed.result.value, 2):g} {assessed.result.analyte.canonical_unit}",  # noqa: E501
-            "value": assessed.result.value,
-            "unit": assessed.result.analyte.canonical_unit,
-            "uln": assessed.uln,
-            "multiple": None if assessed.multiple is None else round(assessed.multiple, 2),
-            "date": assessed.result.effective.date().isoformat(),
-        }
+        _value("deciding" if index == 0 and finding.deciding else "supporting", assessed)
         for index, assessed in enumerate(values)
         if assessed is not None
     ]
     return decided
+
+
+def _value(role: str, assessed: AssessedResult) -> dict[str, Any]:
+    """Return one value that decided, in its canonical unit as the card quotes it."""
+    result = assessed.result
+    unit = result.analyte.canonical_unit
+    return {
+        "role": role,
+        "analyte": result.analyte.value,
+        "reported": result.reported,
+        "result": f"{round(result.value, 2):g} {unit}",
+        "value": result.value,
+        "unit": unit,
+        "uln": assessed.uln,
+        "multiple": None if assessed.multiple is None else round(assessed.multiple, 2),
+        "date": result.effective.date().isoformat(),
+    }
 
 
 def _file(name: str) -> Response:
