@@ -216,3 +216,20 @@ def test_the_page_fits_a_phone(browser: Any, server: tuple[str, Any]) -> None:
     assert overflow <= 1
     screenshot(phone, "withhold-card-phone-390x844")
     context.close()
+
+
+def test_a_patient_with_labs_typed_in_gets_a_card_and_a_timeline(page: Any) -> None:
+    page.check("input[name='source'][value='builder']")
+    page.fill("#patient-id", "typed-in")
+    page.click("#add-lab")
+    row = page.locator("#labs tbody tr").last
+    row.locator("select").first.select_option("AST")
+    row.locator("input[type='number']").first.fill("90")
+    row.locator("input[type='date']").fill("2026-11-20")
+    page.check("#add-draft")
+    run_and_wait(page)
+    assert page.evaluate("document.body.dataset.decision") == "withhold"  # ALT 210 = 5.25× ULN
+    assert page.locator("#timeline-svg g.point").count() == 5
+    assert page.locator("#timeline-svg g.point[data-deciding='true']").count() == 1
+    request = json.loads(page.text_content("#request-json") or "")
+    assert request["context"]["patientId"] == "typed-in"
