@@ -105,7 +105,7 @@ def test_feedback_export_prints_json_lines_in_the_order_received(
 ) -> None:
     status, out, err = run(["feedback", "export"], capsys)
     assert status == 0
-    assert err.startswith("mipomersen-cds: using SQLite file ") and err.count("\n") == 1
+    assert err.startswith("mipomersen-cds: using ") and err.count("\n") == 1
     items = lines(out)
     assert len(items) == 8
     assert items[0] == {
