@@ -17,7 +17,7 @@ CONSTRAINTS := $(CURDIR)/constraints.txt
 PIP_INSTALL = PIP_CONSTRAINT="$(CONSTRAINTS)" $(BIN)/python -m pip install --quiet
 LOCK_VENV := .lock-venv
 
-.PHONY: run test fuzz bench clean lock
+.PHONY: run test fuzz bench chaos clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ fuzz: $(VENV)/.installed-test
 # Benchmark (issue 7): prints tables with the goals beside the figures, writes bench/results/.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Fault suite (issue 12): hostile input, SIGKILL under load, database, Redis and disk faults,
+# slow clients with and without nginx; prints the table of the README's reliability section.
+chaos: $(VENV)/.installed-test
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -74,7 +74,6 @@ def create_app(
     log_startup_notes_once(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     metrics = Metrics()
     app.extensions[EXTENSION_NAME] = ServiceState(
         settings=settings,

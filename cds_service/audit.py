@@ -149,7 +149,7 @@ def audit_record(
         "patient_reference": f"Patient/{patient_id}" if patient_id else None,
         "profile": profile.value,
         "decision": evaluation.kind.value if evaluation else None,
-        "reason": finding.reason.value if finding else None,
+        "reason": finding.reason.code if finding else None,
         "rule": finding.rule if finding else None,
         "card_uuid": card.get("uuid") if card else None,
         "suggestion_uuids": [s["uuid"] for s in (card or {}).get("suggestions", []) if "uuid" in s],
@@ -167,7 +167,8 @@ def used_resources(evaluation: Evaluation) -> list[dict[str, str]]:
 
     Roles: `deciding` (the number the card quotes), `supporting` (e.g. the confirming result),
     `condition`, `unusable` (the result the card could not use), `skipped` (unreadable),
-    `result` (every result considered when all was well) and `order` (mipomersen orders).
+    `result` (every result considered when all was well), `order` (mipomersen orders) and
+    `excluded` (resources left out because they name no patient, policy 15).
     """
     used: list[tuple[str, ResourceRef | SkippedResource]] = []
     finding = evaluation.decision
@@ -183,6 +184,7 @@ def used_resources(evaluation: Evaluation) -> list[dict[str, str]]:
             used.append(("unusable", finding.unusable.source))
         used += [("skipped", skipped) for skipped in finding.skipped]
     used += [("order", order.source) for order in evaluation.orders]
+    used += [("excluded", excluded) for excluded in evaluation.excluded]
     return [_resource(role, source) for role, source in used]
 
 
@@ -207,5 +209,7 @@ def _issue_locations(error: HttpError) -> list[dict[str, Any]]:
 def _sent_text(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
-    # PostgreSQL text cannot hold NUL, which JSON allows: never lose a record over it.
-    return value[:MAX_SENT_TEXT].replace("\x00", "\N{REPLACEMENT CHARACTER}")
+    # PostgreSQL text cannot hold NUL, which JSON allows, and no UTF-8 column can hold a lone
+    # surrogate (refused at decode, escaped here too): never lose a record over either.
+    text = value[:MAX_SENT_TEXT].replace("\x00", "\N{REPLACEMENT CHARACTER}")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

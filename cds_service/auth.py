@@ -42,6 +42,8 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from fhir_mappings import shorten
+
 from .config import Settings
 from .errors import Unauthorized
 from .replay import ReplayStore, open_replay_store, token_key
@@ -220,6 +222,11 @@ class Authenticator:
             for iss, issuer in security.trusted_issuers.items()
         }
 
+    @property
+    def replay_store(self) -> ReplayStore:
+        """Return where used `jti`s are kept."""
+        return self._replay_store
+
     def authenticate(self, authorization: str | None, *, path: str) -> CdsClient:
         """Return the client a valid `Authorization` header for `path` proves, or raise.
 
@@ -308,8 +315,13 @@ def _describe(error: PyJWTError) -> str:
 
 def _quote(value: object, limit: int = 80) -> str:
     """Quote a value taken from a token for a log line: printable and short."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(repr(value), limit)
+
+
+def replay_store_of(app: Flask) -> ReplayStore | None:
+    """Return the JWT replay store `app` uses (None with authentication off)."""
+    authenticator: Authenticator | None = app.extensions.get(EXTENSION_NAME)
+    return authenticator.replay_store if authenticator is not None else None
 
 
 def public_endpoint(view: View) -> View:

@@ -14,13 +14,18 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from jinja2 import Environment, StrictUndefined, Template
+
+from fhir_mappings import shorten
 from fhir_mappings.values import (
     Analyte,
     Bound,
     LiverCondition,
     MedicationOrder,
+    SkippedResource,
     UnusableResult,
 )
 
@@ -30,8 +35,8 @@ from .rules import (
     Evaluation,
     Finding,
     FollowUpTest,
-    Reason,
 )
+from .rules.decision import reason_table
 
 EXTENSION_KEY = "io.github.mipomersen-cds"
 OVERRIDE_REASON_SYSTEM = "https://mipomersen-cds.github.io/fhir/CodeSystem/override-reason"
@@ -39,13 +44,6 @@ SOURCE_PREFIX = "mipomersen-cds"
 SUMMARY_LIMIT = 139  # CDS Hooks: "<140-character summary"
 MAX_TABLE_ROWS = 12
 
-_INDICATORS: dict[DecisionKind, str] = {
-    DecisionKind.CONTRAINDICATED: "critical",
-    DecisionKind.DISCONTINUE: "critical",
-    DecisionKind.WITHHOLD: "critical",
-    DecisionKind.REPEAT_TEST: "warning",
-    DecisionKind.MONITOR_CLOSELY: "info",
-}
 
 _FOLLOW_UP_NAMES: dict[FollowUpTest, str] = {
     FollowUpTest.HEPATIC_FUNCTION_PANEL: "Hepatic function 2000 panel - Serum or Plasma",
@@ -83,7 +81,7 @@ def _decision_card(
         "uuid": context.new_id(),
         "summary": summary(finding),
         "detail": detail(evaluation, finding, context.data_notes),
-        "indicator": _INDICATORS[finding.kind],
+        "indicator": reason_table().indicators[finding.kind],
         "source": {"label": f"{SOURCE_PREFIX}: {finding.source}"},
     }
     if suggestions:
@@ -96,7 +94,7 @@ def _decision_card(
     card["extension"] = {
         EXTENSION_KEY: {
             "decision": finding.kind.value,
-            "reason": finding.reason.value,
+            "reason": finding.reason.code,
             "rule": finding.rule,
             "profile": evaluation.profile.value,
         }
@@ -109,44 +107,11 @@ def _decision_card(
 
 def summary(finding: Finding) -> str:
     """Return the card summary: the action and the deciding number, under 140 characters."""
-    return _shorten(_summary_text(finding), SUMMARY_LIMIT)
+    return shorten(_summary_text(finding), SUMMARY_LIMIT, collapse_whitespace=True)
 
 
 def _summary_text(finding: Finding) -> str:
-    deciding = _quote(finding.deciding) if finding.deciding else "liver tests"
-    reason = finding.reason
-    if reason is Reason.ACTIVE_LIVER_DISEASE:
-        return f"Mipomersen is contraindicated: {_condition_name(finding.condition)}"
-    if reason is Reason.ELEVATION_WITH_BILIRUBIN:
-        bilirubin = _first_of(finding.supporting, Analyte.TOTAL_BILIRUBIN)
-        extra = f", total bilirubin {_multiple(bilirubin)} ULN" if bilirubin else ""
-        return f"Discontinue mipomersen: {deciding}{extra}"
-    if reason is Reason.ELEVATION_WITH_SYMPTOMS:
-        return f"Discontinue mipomersen: {deciding} with {_condition_name(finding.condition)}"
-    if reason is Reason.ELEVATION_WITH_LIVER_DISEASE:
-        return f"Discontinue mipomersen: {deciding} with {_condition_name(finding.condition)}"
-    if reason is Reason.SEVERE_ELEVATION:
-        return f"Withhold mipomersen: {deciding}"
-    if reason is Reason.CONFIRMED_ELEVATION:
-        return f"Withhold mipomersen: {deciding}, confirmed"
-    if reason is Reason.ELEVATION_PENDING_REPEAT:
-        return f"Withhold mipomersen until a repeat test: {deciding}"
-    if reason is Reason.CONFIRM_ELEVATION:
-        return f"Repeat ALT/AST by {_date(finding.due)} to confirm {deciding}"
-    if reason is Reason.BASELINE_MISSING:
-        return f"Get baseline liver tests before mipomersen: no recent {_names(finding.missing)}"
-    if reason is Reason.MONITORING_OVERDUE:
-        last = f"last on {_date(finding.last_tested)}" if finding.last_tested else "none on file"
-        return f"Liver tests overdue on mipomersen: {_names(finding.missing)} {last}"
-    if reason is Reason.RESULT_UNUSABLE:
-        return f"Repeat liver tests: latest {_unusable_name(finding.unusable)} is unusable"
-    if reason is Reason.ABOVE_ULN:
-        return f"Monitor liver tests closely on mipomersen: {deciding}"
-    if reason is Reason.RESOLVED_AFTER_ELEVATION:
-        return f"Monitor liver tests more often after an elevation: {deciding}"
-    if reason is Reason.BASELINE_ABNORMAL:
-        return f"Work up an abnormal baseline before mipomersen: {deciding}"
-    return "Mipomersen liver safety could not be fully assessed: a record could not be read"
+    return _render(_templates().summaries[finding.reason.code], finding)
 
 
 # --- detail -------------------------------------------------------------------------------
@@ -169,27 +134,46 @@ def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...]
             f"No reference range was sent for {_names(defaults)}: the default ULN was used "
             "(project policy 4)."
         )
+    history = _history(evaluation)
+    if history:
+        parts.append(history)
     unusable = _unusable_table(evaluation.unusable)
     if unusable:
         parts.append(unusable)
-    if evaluation.skipped:
-        lines = [
-            f"- {_md(skipped.resource_type)} at `{_code(skipped.path)}`: {_md(skipped.message)}"
-            for skipped in evaluation.skipped
-        ]
-        parts.append("**Records skipped because they are not valid FHIR:**\n\n" + "\n".join(lines))
+    in_part = [skipped for skipped in evaluation.skipped if skipped.read_in_part]
+    if in_part:
+        parts.append(
+            "**Mipomersen orders read in part** (the rules used what could be read):\n\n"
+            + _skipped_lines(in_part)
+        )
+    skipped = [skipped for skipped in evaluation.skipped if not skipped.read_in_part]
+    if skipped:
+        parts.append(
+            "**Records skipped because they are not valid FHIR or name no patient:**\n\n"
+            + _skipped_lines(skipped)
+        )
     if data_notes:
         lines = [f"- {_md(note)}" for note in data_notes]
         parts.append("**Data not complete:**\n\n" + "\n".join(lines))
     others = [other for other in evaluation.findings if not _same_event(other, finding)]
     if others:
-        lines = [f"- {_md(_shorten(_summary_text(other), 200))}" for other in others]
+        lines = [
+            f"- {_md(shorten(_summary_text(other), 200, collapse_whitespace=True))}"
+            for other in others
+        ]
         parts.append("**Also:**\n\n" + "\n".join(lines))
     parts.append(
         f"Rule `{finding.rule}` ({_md(finding.source)}), profile `{evaluation.profile.value}`, "
         f"evaluated {_date(evaluation.now)}."
     )
     return "\n\n".join(parts)
+
+
+def _skipped_lines(skipped: Iterable[SkippedResource]) -> str:
+    return "\n".join(
+        f"- {_md(item.resource_type)} at `{_code(item.path)}`: {_md(item.message)}"
+        for item in skipped
+    )
 
 
 def _same_event(other: Finding, finding: Finding) -> bool:
@@ -205,92 +189,59 @@ def _same_event(other: Finding, finding: Finding) -> bool:
 
 def _advice(finding: Finding) -> str:
     """Return the opening sentence: what to do and why, in the label's terms."""
-    reason = finding.reason
-    follow_up = _follow_up_phrase(finding)
-    if reason is Reason.ACTIVE_LIVER_DISEASE:
-        return (
-            "**Do not start mipomersen.** The patient has an active liver condition recorded ("
-            f"{_md(_condition_name(finding.condition))}); active liver disease and moderate or "
-            "severe hepatic impairment are contraindications."
-        )
-    if reason in (
-        Reason.ELEVATION_WITH_BILIRUBIN,
-        Reason.ELEVATION_WITH_SYMPTOMS,
-        Reason.ELEVATION_WITH_LIVER_DISEASE,
-    ):
-        cause = {
-            Reason.ELEVATION_WITH_BILIRUBIN: "with total bilirubin at least 2× ULN",
-            Reason.ELEVATION_WITH_SYMPTOMS: "with a clinical symptom of liver injury ("
-            + _md(_condition_name(finding.condition))
-            + ")",
-            Reason.ELEVATION_WITH_LIVER_DISEASE: "in a patient with active liver disease ("
-            + _md(_condition_name(finding.condition))
-            + ")",
-        }[reason]
-        return (
-            "**Discontinue mipomersen** and investigate the probable cause: ALT or AST is at "
-            f"least 3× ULN {cause}."
-        )
-    if reason is Reason.SEVERE_ELEVATION:
-        return (
-            "**Withhold mipomersen.** ALT or AST is at least 5× ULN: withhold dosing without "
-            f"waiting for a repeat test, investigate the probable cause{follow_up}. If dosing "
-            "resumes after the values fall below 3× ULN, monitor liver tests more often."
-        )
-    if reason is Reason.CONFIRMED_ELEVATION:
-        return (
-            "**Withhold mipomersen.** An ALT or AST of at least 3× ULN was confirmed by a second "
-            f"result within a week: withhold dosing, investigate the probable cause{follow_up}."
-        )
-    if reason is Reason.ELEVATION_PENDING_REPEAT:
-        return (
-            "**Withhold mipomersen until a repeat test.** ALT or AST is at least 3× ULN; under "
-            "the conservative profile dosing stops at once and the result is confirmed by a "
-            f"repeat test within a week{_due_phrase(finding)}{follow_up}."
-        )
-    if reason is Reason.CONFIRM_ELEVATION:
-        return (
-            "**Repeat ALT and AST within one week** to confirm an elevation of at least 3× ULN"
-            f"{_due_phrase(finding)}. If it is confirmed, withhold mipomersen."
-        )
-    if reason is Reason.BASELINE_MISSING:
-        return (
-            "**Obtain baseline liver tests before the first dose.** The label asks for ALT, AST, "
-            "alkaline phosphatase and total bilirubin before starting; no usable result from the "
-            f"last 30 days was found for {_names(finding.missing)}."
-        )
-    if reason is Reason.MONITORING_OVERDUE:
-        return (
-            f"**Liver tests are overdue.** No usable {_names(finding.missing)} result within the "
-            "monitoring interval for this stage of mipomersen therapy (monthly in the first "
-            "year, at least every 3 months after it)."
-        )
-    if reason is Reason.RESULT_UNUSABLE:
-        unusable = finding.unusable
-        why = f": {_md(unusable.detail)}" if unusable else ""
-        return (
-            f"**Repeat the liver tests.** The most recent {_unusable_name(unusable)} result "
-            f"cannot be used{why}. It was not assumed to be normal."
-        )
-    if reason is Reason.ABOVE_ULN:
-        return (
-            "**Continue mipomersen and monitor closely.** ALT or AST is above the ULN but below "
-            "3× ULN; consider weekly ALT and AST until it settles."
-        )
-    if reason is Reason.RESOLVED_AFTER_ELEVATION:
-        return (
-            "**Monitor liver tests more often.** ALT and AST are below 3× ULN after a recent "
-            "elevation of at least 3× ULN; mipomersen may be resumed with closer monitoring."
-        )
-    if reason is Reason.BASELINE_ABNORMAL:
-        return (
-            "**Work up the abnormal baseline before starting mipomersen.** The label asks that "
-            "abnormal baseline liver tests be investigated and explained or resolved first."
-        )
-    return (
-        "**Check the chart.** A record the liver-safety rules would use is not valid FHIR and was "
-        "skipped, so this assessment may be incomplete."
+    return _render(_templates().advice[finding.reason.code], finding)
+
+
+@dataclass(frozen=True, slots=True)
+class _Templates:
+    summaries: dict[str, Template]
+    advice: dict[str, Template]
+
+
+@cache
+def _templates() -> _Templates:
+    """Compile the wording of `rules/reasons.toml` once; a missing variable fails loudly."""
+    table = reason_table()
+    environment = Environment(undefined=StrictUndefined, autoescape=False)
+    return _Templates(
+        summaries={code: environment.from_string(t) for code, t in table.summaries.items()},
+        advice={code: environment.from_string(t) for code, t in table.advice.items()},
     )
+
+
+def _render(template: Template, finding: Finding) -> str:
+    return template.render(wording_context(finding))
+
+
+def wording_context(finding: Finding) -> dict[str, str]:
+    """Return the values a reason's templates may quote, formatted and escaped for the card."""
+    condition = _condition_name(finding.condition)
+    unusable = finding.unusable
+    bilirubin = _first_of(finding.supporting, Analyte.TOTAL_BILIRUBIN)
+    return {
+        "deciding": _quote(finding.deciding) if finding.deciding else "liver tests",
+        "condition": condition,
+        "condition_md": _md(condition),
+        "bilirubin": _multiple(bilirubin) if bilirubin else "",
+        "due": _date(finding.due),
+        "due_phrase": _due_phrase(finding),
+        "follow_up": _follow_up_phrase(finding),
+        "missing": _names(finding.missing),
+        "last_tested": f"last on {_date(finding.last_tested)}"
+        if finding.last_tested
+        else "none on file",
+        "unusable": _unusable_name(unusable),
+        "unusable_why_md": f": {_md(unusable.detail)}" if unusable else "",
+    }
+
+
+def no_card_text(evaluation: Evaluation | None) -> str:
+    """Return what to say when there is no card: not involved, or all clear (policy 11)."""
+    no_card = reason_table().no_card
+    if evaluation is None:
+        return no_card["not-involved"]
+    template = Environment(undefined=StrictUndefined).from_string(no_card["all-clear"])
+    return template.render(profile=evaluation.profile.value)
 
 
 def _follow_up_phrase(finding: Finding) -> str:
@@ -350,6 +301,22 @@ def _results_table(evaluation: Evaluation, finding: Finding) -> str:
             f"| {_date(result.effective)} | {source} |"
         )
     return "**Results used:**\n\n" + "\n".join(lines)
+
+
+def _history(evaluation: Evaluation) -> str:
+    """Return the abnormal results that may not decide (policy 13), one line each."""
+    if not evaluation.history or evaluation.history_before is None:
+        return ""
+    when = (
+        f"before this course began ({_date(evaluation.history_before)})"
+        if evaluation.history_before == evaluation.therapy_start
+        else "before therapy"
+    )
+    lines = [f"- {_md(_quote(row))}, {when}" for row in evaluation.history]
+    return (
+        "**History** (abnormal results too old to decide; project policy 13):\n\n"
+        + "\n".join(lines)
+    )
 
 
 def _unusable_table(unusable: Iterable[UnusableResult]) -> str:
@@ -567,9 +534,6 @@ def _order_name(order: MedicationOrder) -> str:
     return order.medication or "mipomersen"
 
 
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # Characters that would open HTML (rendered raw by some clients), emphasis, links or table cells.

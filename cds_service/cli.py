@@ -1,6 +1,7 @@
-"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate a file offline.
+"""The `mipomersen-cds` command: serve the CDS Hooks API, or evaluate files offline.
 
-The commands over stored feedback and audit records live in `records_cli`.
+The commands over stored feedback and audit records live in `records_cli`; evaluating a corpus
+(a directory, several files, JSON lines) in `corpus`.
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, TextIO
 
-from fhir_mappings import FhirMappingError, parse_fhir_datetime
+from fhir_mappings import FhirMappingError, parse_fhir_datetime, preload_validators
 
 from .bundles import HOOK_SERVICES as _HOOK_SERVICES
 from .bundles import bundle_to_hook_request
-from .config import load_settings, setting_names
+from .config import Settings, load_settings, setting_names
+from .corpus import corpus_files, run_corpus
 from .dev_token import add_command as add_dev_token_command
 from .discovery import ServiceDefinition
 from .errors import CdsServiceError, HttpError, PreconditionFailed
-from .evaluation import answer_hook
+from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
 from .records_cli import add_commands as add_record_commands
 from .security_config import require_serving_settings
 from .storage import open_database
 from .terminal import render_answer
+from .what_if import with_mipomersen_order
 
 EXIT_BAD_INPUT = 2
 # A date alone or a time without an offset would leave the instant to guess: refused.
@@ -50,9 +53,22 @@ FILE is either a CDS Hooks request (an object with "hook", "hookInstance", "cont
 FHIR Bundle (collection, searchset or transaction, e.g. a Synthea patient). From a Bundle, draft
 MedicationRequests become context.draftOrders and every other resource the prefetch; the hook
 is order-sign when there are draft orders, patient-view otherwise, unless --hook says.
+--add-mipomersen-order adds a mipomersen draft order (ATC C10AX11, authored at --now) to each
+Bundle, asking "what if this patient started mipomersen today?".
 
-Exit status: 0 with the card(s) or "No card" on standard output; 2 with a message on standard
-error when the input is not usable (bad JSON, not CDS Hooks or FHIR, required data missing).
+One FILE: the card(s) as text (or the CDS Hooks response with --format json). Exit status: 0
+with the card(s) or "No card" on standard output; 2 with a message on standard error when the
+input is not usable (bad JSON, not CDS Hooks or FHIR, required data missing).
+
+A directory (its *.json files, recursively), several FILEs or --format jsonl: one JSON line per
+file on standard output, in one process:
+  {"file", "decision", "reason", "rule", "values", "ms"}
+decision is contraindicated, discontinue, withhold, repeat-test, monitor-closely, none (no card:
+tests current and normal), not-involved (no mipomersen in the request), error (the file is not
+usable; "error" says why, and the run goes on) or crash (a fault of this program; please
+report it). A progress bar (on a terminal) and a table of decisions go to standard error.
+Exit status: 0 when every file was evaluated; 1 when some file was not usable; 2 when nothing
+could be evaluated (bad option, no files); 3 when some file hit a fault of this program.
 
 With --fhir-server, prefetch keys the request lacks (or only began, with a `next` link) are
 fetched from that FHIR server, as the service does for an EHR; --token-env names the variable
@@ -61,6 +77,8 @@ holding the bearer token.
 Examples:
   mipomersen-cds evaluate examples/withhold-alt-5x-uln.json --now 2026-11-23T12:00:00Z
   mipomersen-cds evaluate patient-bundle.json --hook order-sign --format json
+  mipomersen-cds evaluate synthea/fhir/ --add-mipomersen-order --now 2021-04-01T00:00:00Z \\
+      > decisions.jsonl
   FHIR_TOKEN=... mipomersen-cds evaluate request.json --fhir-server https://ehr.example.org/fhir \\
       --token-env FHIR_TOKEN
 """
@@ -106,12 +124,18 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="evaluate a CDS Hooks request or a FHIR Bundle from a file and print the card",
-        description="Evaluate a CDS Hooks request or a FHIR Bundle and print the card(s).",
+        help="evaluate CDS Hooks requests or FHIR Bundles from files and print the card(s)",
+        description="Evaluate a CDS Hooks request or a FHIR Bundle and print the card(s);\n"
+        "evaluate a directory or several files as JSON lines, one per file.",
         epilog=_EVALUATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("file", metavar="FILE", help="JSON file to read, or - for stdin")
+    evaluate.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="JSON file to read, - for stdin, or a directory of *.json files",
+    )
     evaluate.add_argument(
         "--hook",
         choices=sorted(_HOOK_SERVICES),
@@ -140,10 +164,17 @@ def _parser() -> argparse.ArgumentParser:
         "(the token itself never goes on the command line)",
     )
     evaluate.add_argument(
+        "--add-mipomersen-order",
+        action="store_true",
+        help="add a mipomersen draft order for the Bundle's patient, authored at --now "
+        "(what if this patient started today?); Bundles only",
+    )
+    evaluate.add_argument(
         "--format",
-        choices=["text", "json"],
-        default="text",
-        help="text reads like the card an EHR shows; json is the CDS Hooks response body",
+        choices=["text", "json", "jsonl"],
+        help="text (default for one FILE) reads like the card an EHR shows; json is the CDS "
+        "Hooks response body; jsonl (default for a directory or several FILEs) is one line "
+        "per file",
     )
     evaluate.set_defaults(handler=_evaluate)
     add_record_commands(commands)
@@ -185,18 +216,67 @@ def _serve(arguments: argparse.Namespace) -> int:
 
 def _evaluate(arguments: argparse.Namespace) -> int:
     try:
+        corpus = _is_corpus(arguments)
         overrides = {"PROFILE": arguments.profile} if arguments.profile else None
         settings = load_settings(os.environ, overrides)
         now = _parse_now(arguments.now)
-        body = decode_json_body(_read_input(arguments.file))
+        if corpus:
+            files = corpus_files(arguments.files)
+            if not files:
+                raise _InputError("no *.json files found in " + ", ".join(arguments.files))
+        answer = _answerer(arguments, settings, now)
+        if corpus:
+            preload_validators()  # once, not on the first file
+            return run_corpus(
+                files,
+                answer=lambda raw: answer(raw).evaluation,
+                describe=_describe,
+                read=_read_input,
+            ).exit_status
+        answered = answer(_read_input(arguments.files[0]))
+    except (CdsServiceError, FhirMappingError, OSError) as error:
+        _print(f"mipomersen-cds: {_describe(error)}", sys.stderr)
+        return EXIT_BAD_INPUT
+    if arguments.format == "json":
+        _print(json.dumps(answered.body, ensure_ascii=False, indent=2), sys.stdout)
+    else:
+        _print(render_answer(answered, terminal=sys.stdout.isatty()), sys.stdout)
+    return 0
+
+
+def _is_corpus(arguments: argparse.Namespace) -> bool:
+    """Return whether the output is JSON lines: a directory, several files or --format jsonl."""
+    several = len(arguments.files) > 1 or any(os.path.isdir(name) for name in arguments.files)
+    if several and arguments.format in ("text", "json"):
+        raise _InputError(
+            f"--format {arguments.format} is for one FILE; a directory or several FILEs give "
+            "JSON lines (--format jsonl)"
+        )
+    if "-" in arguments.files and (several or arguments.format == "jsonl"):
+        raise _InputError("- (stdin) is for one request; name the files instead")
+    if arguments.add_mipomersen_order and arguments.hook == "patient-view":
+        raise _InputError("--add-mipomersen-order adds an order: use order-sign or order-select")
+    return several or arguments.format == "jsonl"
+
+
+def _answerer(
+    arguments: argparse.Namespace, settings: Settings, now: datetime
+) -> Callable[[bytes], HookAnswer]:
+    """Return the function that answers one file's bytes with these options."""
+    fetcher = None
+    token = None
+    if arguments.fhir_server:
+        token = _token(arguments.token_env)
+        fetcher = FhirClient(build_session(settings.fhir), settings.fhir)
+
+    def answer(raw: bytes) -> HookAnswer:
+        body = decode_json_body(raw)
+        if arguments.add_mipomersen_order:
+            body = _with_what_if_order(body, now)
         service, request_body = _as_hook_request(body, arguments.hook)
-        fetcher = None
         if arguments.fhir_server:
-            request_body = _with_fhir_server(
-                request_body, arguments.fhir_server, _token(arguments.token_env)
-            )
-            fetcher = FhirClient(build_session(settings.fhir), settings.fhir)
-        answer = answer_hook(
+            request_body = _with_fhir_server(request_body, arguments.fhir_server, token)
+        return answer_hook(
             request_body,
             service=service,
             settings=settings,
@@ -204,14 +284,14 @@ def _evaluate(arguments: argparse.Namespace) -> int:
             new_id=_new_id,
             fetcher=fetcher,
         )
-    except (CdsServiceError, FhirMappingError, OSError) as error:
-        _print(f"mipomersen-cds: {_describe(error)}", sys.stderr)
-        return EXIT_BAD_INPUT
-    if arguments.format == "json":
-        _print(json.dumps(answer.body, ensure_ascii=False, indent=2), sys.stdout)
-    else:
-        _print(render_answer(answer, settings, terminal=sys.stdout.isatty()), sys.stdout)
-    return 0
+
+    return answer
+
+
+def _with_what_if_order(body: Any, now: datetime) -> dict[str, Any]:
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise _InputError("--add-mipomersen-order needs a FHIR Bundle (a patient's resources)")
+    return with_mipomersen_order(body, now)
 
 
 def _token(variable: str | None) -> str | None:
@@ -263,9 +343,7 @@ def _read_input(name: str) -> bytes:
             data = handle.read()
     if not data.strip():
         where = "standard input" if name == "-" else name
-        raise _InputError(
-            f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON"
-        )
+        raise _InputError(f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON")
     return data
 
 

@@ -14,7 +14,10 @@
         ├── Unauthorized             401: no valid CDS Hooks JWT (the reason is logged, never sent)
         ├── NotFound                 404: unknown service or path
         ├── PreconditionFailed       412: required prefetch data absent and not obtainable
+        ├── ContentTooLarge          413: body over MIPOMERSEN_CDS_MAX_BODY_BYTES (chunked too)
+        ├── TooCostly                413: the data would take more work than one call may cost
         ├── UnsupportedMediaType     415: body is not JSON
+        ├── HeaderTooLarge           431: a header field over the service's limit
         └── ServiceUnavailable       503: a dependency (JWT replay store, database) is unreachable
 
 Werkzeug's own errors (404 for an unknown path, 405 with `Allow` for a wrong method, 413 for a
@@ -183,6 +186,31 @@ class PreconditionFailed(HttpError):
             for key, cause in self.causes.items()
         ]
 
+
+
+class ContentTooLarge(HttpError):
+    """The body is larger than MIPOMERSEN_CDS_MAX_BODY_BYTES, however it was sent."""
+
+    status = 413
+    issue_code = "too-long"
+
+    def headers(self) -> dict[str, str]:
+        """Close the connection: the rest of the body was never read."""
+        return {"Connection": "close"}
+
+
+class TooCostly(HttpError):
+    """Reading the FHIR data would cost more than one hook call may (`request_limits`)."""
+
+    status = 413
+    issue_code = "too-costly"
+
+
+class HeaderTooLarge(HttpError):
+    """A request header field is longer than the service accepts."""
+
+    status = 431
+    issue_code = "too-long"
 
 
 class UnsupportedMediaType(HttpError):

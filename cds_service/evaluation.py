@@ -4,6 +4,11 @@ No Flask and no HTTP here: fetching goes through the `PrefetchFetcher` protocol 
 `FhirClient`). Decides whether mipomersen is involved at all (no card otherwise, policy 11)
 before asking the EHR's FHIR server for anything, and answers 412 when data the rules need can
 be neither found in the prefetch nor fetched (CDS Hooks 2.0.1 § Prefetch).
+
+Every resource is checked to be `context.patientId`'s before it is read (policy 15): one of
+another patient's in the request is refused with 400 naming it (the EHR sent an inconsistent
+request), one the FHIR server returned with 412 for its key; one that names no patient is
+left out and named on the card.
 """
 
 from __future__ import annotations
@@ -14,8 +19,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from fhir_mappings import FhirItem, read_patient_record
-from fhir_mappings.values import MedicationCodes, MedicationOrder, PatientRecord
+from fhir_mappings import (
+    FhirItem,
+    IdentityProblem,
+    PatientIdentity,
+    attribute_items,
+    identify_mipomersen_orders,
+    read_patient_record,
+)
+from fhir_mappings.values import MedicationCodes, MedicationOrder
 
 from .cards import CardContext, render_cards
 from .config import Settings
@@ -27,15 +39,13 @@ from .discovery import (
     ServiceDefinition,
     prefetch_templates,
 )
-from .errors import FhirFetchError, PreconditionFailed
+from .errors import BadRequest, FhirFetchError, PreconditionFailed
 from .hook_request import HookRequest, parse_hook_request
 from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
+from .request_limits import RequestLimits
 from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
+from .rules.therapy import orders_in_scope
 
-# Statuses of a MedicationRequest that no longer stand for a prescription.
-_VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})
-# patient-view acts on a patient whose mipomersen is current, even if a dose is on hold.
-_CURRENT_STATUSES = frozenset({"active", "on-hold"})
 _RULE_KEYS = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
 
 
@@ -66,7 +76,9 @@ class _Data:
     """The data of one hook call as it is completed, key by key."""
 
     plans: dict[str, KeyPlan]
+    identity: PatientIdentity
     items: dict[str, tuple[FhirItem, ...]] = field(default_factory=dict)
+    unattributed: list[tuple[FhirItem, IdentityProblem]] = field(default_factory=list)
     sources: dict[str, DataSource] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -74,6 +86,20 @@ class _Data:
     def all_items(self, keys: Iterable[str] | None = None) -> list[FhirItem]:
         chosen = self.items if keys is None else {k: self.items.get(k, ()) for k in keys}
         return [item for items in chosen.values() for item in items]
+
+    def keep_own(self, key: str, items: tuple[FhirItem, ...], *, fetched: bool) -> None:
+        """Keep this patient's `items` for `key`; refuse another patient's (policy 15)."""
+        attributed = attribute_items(items, self.identity)
+        if attributed.foreign:
+            first = attributed.foreign[0]
+            if fetched:
+                raise PreconditionFailed(
+                    "the FHIR server returned data of another patient",
+                    causes={key: f"{first.message} ({first.path})"},
+                )
+            raise _refused(first, len(attributed.foreign))
+        self.items[key] = attributed.own
+        self.unattributed.extend(attributed.unattributed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,39 +120,47 @@ def evaluate_hook(
     fetcher: PrefetchFetcher | None = None,
 ) -> HookEvaluation:
     """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
-    data = _Data({key: plan_key(request, key, t) for key, t in prefetch_templates().items()})
+    plans = {key: plan_key(request, key, t) for key, t in prefetch_templates().items()}
+    identity = PatientIdentity.of_request(
+        request.patient_id,
+        [*request.draft_orders, *(item for plan in plans.values() for item in plan.items)],
+        server_base=request.fhir_server,
+    )
+    drafts = attribute_items(request.draft_orders, identity, subject_optional=True)
+    if drafts.foreign:
+        raise _refused(drafts.foreign[0], len(drafts.foreign))
+    data = _Data(plans, identity)
     for key, plan in data.plans.items():
         if plan.state in (KeyState.COMPLETE, KeyState.PARTIAL):
-            data.items[key] = plan.items
+            data.keep_own(key, plan.items, fetched=False)
             data.sources[key] = DataSource.PREFETCH
         elif plan.state is KeyState.NULL:
             data.sources[key] = DataSource.NULL
 
-    def read(items: list[FhirItem]) -> PatientRecord:
-        return read_patient_record(
-            items,
-            draft_orders=request.draft_orders,
-            medication_codes=medication_codes,
-            window=reading_window(rules, now),
-        )
-
-    if request.is_order_hook:
-        # Involvement depends on the draft orders alone (and Medications they reference).
-        medications = [item for item in data.all_items() if item.resource_type == "Medication"]
-        if not _orders_in_scope(request, read(medications)):
-            return _done(None, data)
-    else:
+    occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
+    selections = request.selections if request.hook == "order-select" else None
+    if not request.is_order_hook:
         _complete(request, data, (MEDICATIONS_KEY,), fetcher)
         _require(data, (MEDICATIONS_KEY,))
-        if not _orders_in_scope(request, read(data.all_items((MEDICATIONS_KEY,)))):
-            return _done(None, data)
+    # Involvement by the medication elements alone, before anything is fetched or validated.
+    if not orders_in_scope(
+        _identified_orders(request, data, medication_codes),
+        occasion=occasion,
+        selections=selections,
+    ):
+        return _done(None, data)
     _complete(request, data, (*_RULE_KEYS, PATIENT_KEY), fetcher)
     _require(data, _RULE_KEYS)
     if PATIENT_KEY in data.failures:  # optional: the rules do not need it
         data.notes.append(f"{PATIENT_KEY} could not be obtained: {data.failures[PATIENT_KEY]}")
-    record = read(data.all_items())
-    orders = _orders_in_scope(request, record)
-    occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
+    record = read_patient_record(
+        data.all_items(),
+        draft_orders=request.draft_orders,
+        medication_codes=medication_codes,
+        window=reading_window(rules, now),
+        unattributed=data.unattributed,
+    )
+    orders = orders_in_scope(record.medication_orders, occasion=occasion, selections=selections)
     evaluation = evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)
     return _done(evaluation, data)
 
@@ -136,23 +170,21 @@ def _done(evaluation: Evaluation | None, data: _Data) -> HookEvaluation:
     return HookEvaluation(evaluation, sources, tuple(data.notes))
 
 
-def _orders_in_scope(request: HookRequest, record: PatientRecord) -> tuple[MedicationOrder, ...]:
-    """Return the mipomersen orders the hook asks about.
-
-    order-select: the selected draft orders; order-sign: every draft order; patient-view: the
-    patient's current (active or on-hold) prescriptions.
-    """
-    if not request.is_order_hook:
-        return tuple(
-            order
-            for order in record.medication_orders
-            if not order.is_draft_order and order.status in _CURRENT_STATUSES
-        )
-    drafts = tuple(order for order in record.draft_orders if order.status not in _VOID_STATUSES)
-    if request.hook != "order-select":
-        return drafts
-    selected = set(request.selections)
-    return tuple(order for order in drafts if order.source.reference in selected)
+def _identified_orders(
+    request: HookRequest, data: _Data, codes: MedicationCodes
+) -> tuple[MedicationOrder, ...]:
+    """Return the mipomersen orders involvement depends on: the drafts, or the medications key."""
+    if request.is_order_hook:
+        candidates, is_draft = request.draft_orders, True
+        medications = [*data.all_items(), *request.draft_orders]
+    else:
+        candidates, is_draft = tuple(data.all_items((MEDICATIONS_KEY,))), False
+        medications = list(candidates)
+    return identify_mipomersen_orders(
+        [(item, is_draft) for item in candidates if item.resource_type == "MedicationRequest"],
+        [item for item in medications if item.resource_type == "Medication"],
+        codes,
+    )
 
 
 def _complete(
@@ -185,13 +217,21 @@ def _complete(
         if fetched.failure is not None:
             data.failures[plan.key] = fetched.failure
             continue
-        data.items[plan.key] = fetched.items
+        data.keep_own(plan.key, fetched.items, fetched=True)
         data.sources[plan.key] = (
             DataSource.PREFETCH_AND_FHIR_SERVER
             if plan.state is KeyState.PARTIAL
             else DataSource.FHIR_SERVER
         )
         data.notes.extend(f"{plan.key}: {note}" for note in fetched.notes)
+
+
+def _refused(problem: IdentityProblem, count: int) -> BadRequest:
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    return BadRequest(
+        f"{problem.message}: a request must hold only this patient's data{more}",
+        path=problem.path,
+    )
 
 
 def _why_not_fetchable(request: HookRequest, fetcher: PrefetchFetcher | None) -> str | None:
@@ -236,9 +276,14 @@ def answer_hook(
     now: datetime,
     new_id: Callable[[], str],
     fetcher: PrefetchFetcher | None = None,
+    limits: RequestLimits | None = None,
 ) -> HookAnswer:
-    """Parse a decoded request for `service`, evaluate it and render the response body."""
-    request = parse_hook_request(body, expected_hook=service.hook)
+    """Parse a decoded request for `service`, evaluate it and render the response body.
+
+    `limits` bound what the request may ask for (`request_limits`; the HTTP service's);
+    None, for the command line, bounds nothing.
+    """
+    request = parse_hook_request(body, expected_hook=service.hook, limits=limits)
     outcome = evaluate_hook(
         request,
         rules=settings.rules,

@@ -258,6 +258,9 @@ def _timestamp(value: Any, path: str, problems: list[tuple[str, str]]) -> dateti
             return datetime.fromisoformat(value.upper()).astimezone(UTC)
         except ValueError:
             pass  # e.g. month 13 or a leap second: reported below
+        except OverflowError:  # 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+            problems.append((path, f"{path} is outside years 0001-9999 once converted to UTC"))
+            return None
     problems.append((path, f"{path} must be an RFC 3339 date-time with a time zone, {example}"))
     return None
 

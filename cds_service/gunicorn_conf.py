@@ -11,7 +11,14 @@ import os
 from typing import Any
 
 from cds_service.config import load_settings
-from cds_service.server import gunicorn_options, on_worker_exit, prepare_metrics_directory, warm_up
+from cds_service.server import (
+    gunicorn_options,
+    on_worker_exit,
+    prepare_metrics_directory,
+    remove_metrics_directory,
+    render_server_errors_as_operation_outcomes,
+    warm_up,
+)
 from cds_service.startup import log_startup_notes_in_master
 
 _settings = load_settings(os.environ)
@@ -26,7 +33,13 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """Warm the worker up before it takes its first request."""
+    render_server_errors_as_operation_outcomes()
     warm_up()
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this instance made under /dev/shm."""
+    remove_metrics_directory(_settings.data_dir)
 
 
 def child_exit(server: Any, worker: Any) -> None:

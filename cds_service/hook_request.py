@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
 from .errors import BadRequest, InvalidFields
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, nesting_depth
+from .json_limits import (
+    DEFAULT_MAX_JSON_DEPTH,
+    UnusableValue,
+    load_checked,
+    nesting_depth,
+    printable,
+)
+from .request_limits import RequestLimits, check_bundle, check_resource
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 _T = TypeVar("_T")
@@ -66,7 +73,8 @@ class HookRequest:
 def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
     """Decode a request body as UTF-8 JSON, raising `BadRequest` with a clear reason.
 
-    Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH).
+    Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH). A number
+    that is no finite double, or text with a lone UTF-16 surrogate, is refused naming its path.
     """
     try:
         text = body.decode("utf-8")
@@ -75,7 +83,9 @@ def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) ->
     if nesting_depth(body) > max_depth:  # refused before the parser spends anything on it
         raise _nested_too_deeply(max_depth)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return load_checked(text, body, parse_constant=_reject_constant)
+    except UnusableValue as error:
+        raise BadRequest(f"{error.path}: {error.problem}", path=error.path) from None
     except json.JSONDecodeError as error:
         raise BadRequest(
             f"request body is not valid JSON: {error.msg} at line {error.lineno} "
@@ -93,17 +103,21 @@ def _reject_constant(name: str) -> Any:
     raise BadRequest(f"request body is not valid JSON: {name} is not a JSON number")
 
 
-def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
+def parse_hook_request(
+    body: Any, *, expected_hook: str, limits: RequestLimits | None = None
+) -> HookRequest:
     """Check a decoded request against the CDS Hooks 2.0.1 shape for `expected_hook`.
 
     Every field is checked before anything is refused, so one `InvalidFields` (400) lists
-    every problem, each with its dotted path.
+    every problem, each with its dotted path. With `limits` (the HTTP service's), Bundles,
+    contained resources and reference ranges over them are refused naming the field; without
+    (the command line), nothing is limited.
     """
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     if "resourceType" in body and "hook" not in body:
         raise BadRequest(
-            f"request body is a FHIR {_printable(str(body['resourceType']))}, not a CDS Hooks "
+            f"request body is a FHIR {printable(str(body['resourceType']))}, not a CDS Hooks "
             "request; send {hook, hookInstance, context, prefetch} (for a patient Bundle, "
             "`mipomersen-cds evaluate FILE` or the playground builds one)",
             path="resourceType",
@@ -113,7 +127,7 @@ def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
     if hook is not None and hook != expected_hook:
         problems.add(
             "hook",
-            f"hook '{_printable(hook)}' does not match this service, which answers "
+            f"hook '{printable(hook)}' does not match this service, which answers "
             f"'{expected_hook}'",
         )
     hook_instance = problems.check(_required_string, body, "hookInstance", "hookInstance")
@@ -133,12 +147,12 @@ def parse_hook_request(body: Any, *, expected_hook: str) -> HookRequest:
     draft_orders: tuple[FhirItem, ...] | None = ()
     contents: dict[str, Any] = context if isinstance(context, dict) else {}
     if expected_hook in ORDER_HOOKS and isinstance(context, dict):
-        draft_orders = problems.check(_parse_draft_orders, contents, patient_id)
+        draft_orders = problems.check(_parse_draft_orders, contents, limits)
         if expected_hook == "order-select":
             selections = problems.check(_parse_selections, contents)
     user_id = problems.check(_optional_string, contents, "userId", "context.userId")
     encounter_id = problems.check(_optional_string, contents, "encounterId", "context.encounterId")
-    prefetch = problems.check(_parse_prefetch, body.get("prefetch"))
+    prefetch = problems.check(_parse_prefetch, body.get("prefetch"), limits)
     problems.raise_any()
     assert hook is not None and hook_instance is not None and patient_id is not None
     return HookRequest(
@@ -236,7 +250,7 @@ def _parse_selections(context: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _parse_draft_orders(
-    context: Mapping[str, Any], patient_id: str | None
+    context: Mapping[str, Any], limits: RequestLimits | None
 ) -> tuple[FhirItem, ...]:
     path = "context.draftOrders"
     value = context.get("draftOrders")
@@ -244,44 +258,20 @@ def _parse_draft_orders(
         raise BadRequest(f"{path} is required for order hooks", path=path)
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise BadRequest(f"{path} must be a FHIR Bundle", path=path)
-    items = _read(value, path)
-    for item in items:
-        subject_path, reference = _subject_reference(item)
-        if (
-            patient_id is not None
-            and reference is not None
-            and not _refers_to_patient(reference, patient_id)
-        ):
-            raise BadRequest(
-                "draft order is for a different patient than context.patientId",
-                path=subject_path,
-            )
-    return items
+    # Whose orders they are is checked with the rest of the data (evaluation, policy 15).
+    return _read(value, path, limits)
 
 
-def _subject_reference(item: FhirItem) -> tuple[str, str | None]:
-    """Return where an order names its patient (subject, or patient on NutritionOrder)."""
-    for key in ("subject", "patient"):
-        target = item.resource.get(key)
-        if isinstance(target, dict):
-            reference = target.get("reference")
-            if isinstance(reference, str):
-                return f"{item.path}.{key}.reference", reference
-    return item.path, None
-
-
-def _refers_to_patient(reference: str, patient_id: str) -> bool:
-    expected = f"Patient/{patient_id}"
-    return reference == expected or reference.endswith("/" + expected)
-
-
-def _parse_prefetch(value: Any) -> dict[str, tuple[FhirItem, ...] | None]:
+def _parse_prefetch(
+    value: Any, limits: RequestLimits | None
+) -> dict[str, tuple[FhirItem, ...] | None]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest("prefetch must be a JSON object", path="prefetch")
     return {
-        key: None if item is None else _read(item, f"prefetch.{key}") for key, item in value.items()
+        key: None if item is None else _read(item, f"prefetch.{key}", limits)
+        for key, item in value.items()
     }
 
 
@@ -304,14 +294,14 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _read(value: Any, path: str) -> tuple[FhirItem, ...]:
+def _read(value: Any, path: str, limits: RequestLimits | None) -> tuple[FhirItem, ...]:
+    if limits is not None and isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        check_bundle(value, path, limits)
     try:
-        return tuple(read_resources(value, path))
+        items = tuple(read_resources(value, path))
     except FhirMappingError as error:
         raise BadRequest(str(error), path=error.path) from None
-
-
-def _printable(text: str, limit: int = 60) -> str:
-    """Return client text safe to quote in an error: printable and short."""
-    cleaned = "".join(char if char.isprintable() else "?" for char in text)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    if limits is not None:
+        for item in items:
+            check_resource(item.resource, item.path, limits)
+    return items

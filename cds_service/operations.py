@@ -8,13 +8,16 @@ and only to a request bearing that token; it never needs a CDS Hooks JWT either.
 from __future__ import annotations
 
 import hmac
+import os
+from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from .app import service_state
-from .auth import public_endpoint
+from .auth import public_endpoint, replay_store_of
 from .errors import NotFound, Unauthorized
 from .metrics import Metrics
+from .readiness import FINE, database_check, metrics_check, replay_check
 from .responses import json_response
 
 bp = Blueprint("operations", __name__)
@@ -31,16 +34,20 @@ def liveness() -> Response:
 @bp.get("/readyz")
 @public_endpoint
 def readiness() -> Response:
-    """Answer 200 when the configuration is valid and the database is reachable, else 503."""
+    """Answer 200 when every dependency can take writes, else 503 naming the failing checks."""
     state = service_state()
     # The configuration was validated when the app was built; a bad one never gets this far.
     checks = {
         "configuration": "ok",
-        "database": "ok" if state.database.is_reachable() else "unreachable",
+        "database": database_check(state.database),
+        "replay_store": replay_check(replay_store_of(current_app)),
+        "metrics_directory": metrics_check(os.environ),
     }
-    ready = all(result == "ok" for result in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
-    return json_response(body, status=200 if ready else 503)
+    failed = [name for name, result in checks.items() if result not in FINE]
+    body: dict[str, Any] = {"status": "not ready" if failed else "ready", "checks": checks}
+    if failed:
+        body["failed"] = failed
+    return json_response(body, status=503 if failed else 200)
 
 
 @bp.get("/metrics")

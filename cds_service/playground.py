@@ -34,6 +34,7 @@ from .hook_request import decode_json_body
 from .responses import json_response
 from .rules import AssessedResult, Evaluation
 from .timeline import timeline_points, timeline_svg
+from .what_if import with_mipomersen_order
 
 bp = Blueprint("playground", __name__)
 
@@ -148,9 +149,9 @@ def _hook_request(form: dict[str, Any], now: datetime) -> tuple[ServiceDefinitio
         raise BadRequest(f"no CDS Service with id '{str(chosen)[:80]}'", path="service")
     if sent.get("resourceType") == "Bundle":
         hook = service.hook if service else None
-        draft_at = now if form.get("addDraftOrder") is True else None
-        built_service, body = bundle_to_hook_request(sent, hook, draft_order_at=draft_at)
-        return built_service, body
+        if form.get("addDraftOrder") is True:
+            sent = with_mipomersen_order(sent, now)  # as `evaluate --add-mipomersen-order`
+        return bundle_to_hook_request(sent, hook)
     if service is None:
         hook = sent.get("hook")
         service = HOOK_SERVICES.get(hook) if isinstance(hook, str) else None
@@ -210,7 +211,7 @@ def _decision(evaluation: Evaluation | None) -> dict[str, Any]:
     if finding is None:
         decided["explanation"] = "every required liver test is current and within normal limits"
         return decided
-    decided.update(reason=finding.reason.value, rule=finding.rule, source=finding.source)
+    decided.update(reason=finding.reason.code, rule=finding.rule, source=finding.source)
     values = [finding.deciding, *finding.supporting] if finding.deciding else finding.supporting
     decided["values"] = [
         _value("deciding" if index == 0 and finding.deciding else "supporting", assessed)

@@ -74,6 +74,19 @@ class SqliteReplayStore:
         except sqlite3.Error as error:
             raise ServiceUnavailable(_UNAVAILABLE) from error
 
+    def problem(self) -> str | None:
+        """Return why the store cannot take writes now (for /readyz), or None."""
+        from .readiness import free_space_problem
+
+        try:
+            with self._connect() as connection:
+                connection.execute("BEGIN IMMEDIATE")  # rolled back on exit
+                (version,) = connection.execute("PRAGMA user_version").fetchone()
+                connection.execute(f"PRAGMA user_version = {int(version)}")  # a write
+        except sqlite3.Error as error:
+            return "read-only" if "readonly" in str(error).replace("-", "") else "unreachable"
+        return free_space_problem(self._path.resolve().parent)
+
     def count(self) -> int:
         """Return how many keys are stored (for tests and operators)."""
         with self._connect() as connection:
@@ -121,6 +134,17 @@ class RedisReplayStore:
             return bool(self._client.set(self._prefix + key, b"1", nx=True, px=ttl_ms))
         except redis.RedisError as error:
             raise ServiceUnavailable(_UNAVAILABLE) from error
+
+
+    def problem(self) -> str | None:
+        """Return why Redis cannot take writes now (for /readyz), or None."""
+        try:
+            self._client.set(self._prefix + "readiness-probe", b"1", px=1000)
+        except redis.ReadOnlyError:
+            return "read-only"
+        except redis.RedisError:
+            return "unreachable"
+        return None
 
 
 def open_replay_store(setting: str, data_dir: Path) -> ReplayStore:

@@ -13,10 +13,13 @@ graceful shutdown lets every request in flight finish and a stuck worker is repl
 from __future__ import annotations
 
 import gc
+import hashlib
 import importlib
+import json
 import math
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,10 @@ from .logging_setup import logging_config
 
 CONFIG_MODULE = "cds_service.gunicorn_conf"
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client at import
+# Memory-backed, so a full data disk cannot SIGBUS a worker through its mmap'd metrics files.
+RUNTIME_ROOT = Path("/dev/shm")
+CONTROL_SOCKET_NAME = "gunicorn.ctl"
+_MAX_UNIX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -48,7 +55,41 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # so gunicorn's access log stays off.
         "accesslog": None,
         "logconfig_dict": logging_config(),
+        # gunicorn >= 25.1 opens a control socket in $HOME/.gunicorn by default: keep it in
+        # the data directory (or off), so nothing is written outside it.
+        **_control_socket(settings.data_dir),
+        # The heartbeat file is fchmod'ed every second: keep it off a disk that may fill.
+        "worker_tmp_dir": str(RUNTIME_ROOT) if _usable_directory(RUNTIME_ROOT) else None,
+        # gunicorn's own limits; its errors are rendered as OperationOutcomes too
+        # (`render_server_errors_as_operation_outcomes`).
+        "limit_request_line": 4094,
+        "limit_request_fields": 100,
+        "limit_request_field_size": 8190,
     }
+
+
+def _control_socket(data_dir: Path) -> dict[str, Any]:
+    path = data_dir.resolve() / CONTROL_SOCKET_NAME
+    if len(str(path)) > _MAX_UNIX_SOCKET_PATH:
+        return {"control_socket_disable": True}  # no room for it where it belongs
+    return {"control_socket": str(path), "control_socket_disable": False}
+
+
+def _usable_directory(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def default_metrics_directory(data_dir: Path) -> Path:
+    """Return where the workers keep their metrics files unless PROMETHEUS_MULTIPROC_DIR says.
+
+    A directory of this instance's own under /dev/shm (tmpfs), named after the data
+    directory, so a full data disk cannot kill a worker with SIGBUS while it writes a sample;
+    `<data dir>/prometheus` where there is no /dev/shm.
+    """
+    if not _usable_directory(RUNTIME_ROOT):
+        return data_dir / "prometheus"
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return RUNTIME_ROOT / f"mipomersen-cds-{os.getuid()}-{digest}"
 
 
 def prepare_metrics_directory(data_dir: Path) -> Path:
@@ -58,12 +99,63 @@ def prepare_metrics_directory(data_dir: Path) -> Path:
     imported), so every worker writes its samples where `/metrics` aggregates them.
     """
     configured = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
-    directory = Path(configured) if configured else data_dir / "prometheus"
+    directory = Path(configured) if configured else default_metrics_directory(data_dir)
     if directory.exists():
         shutil.rmtree(directory)  # samples of a previous run's workers would be summed in
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, mode=0o700)
     os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
     return directory
+
+
+def remove_metrics_directory(data_dir: Path) -> None:
+    """Remove the default metrics directory when the master exits (gunicorn on_exit)."""
+    directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if directory and Path(directory) == default_metrics_directory(data_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_SERVER_ERROR_CODES = {413: "too-long", 414: "too-long", 431: "too-long", 501: "not-supported"}
+
+
+def render_server_errors_as_operation_outcomes() -> None:
+    """Make gunicorn answer the requests it refuses itself with an OperationOutcome.
+
+    gunicorn refuses some requests before the app sees them (a header field over
+    `limit_request_field_size`, e.g. a 10 kB JWT, gets 431; a bad request line 400) and
+    writes an HTML page for them. Its worker calls `gunicorn.util.write_error`, replaced here
+    in each worker. The reason is gunicorn's fixed phrase; the message, which may quote what
+    the client sent, is left out.
+    """
+    from gunicorn import util
+
+    util.write_error = write_operation_outcome
+
+
+def write_operation_outcome(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """Write a complete HTTP response with a FHIR OperationOutcome (gunicorn's signature)."""
+    from gunicorn import util
+
+    code = _SERVER_ERROR_CODES.get(status_int, "invalid" if status_int < 500 else "exception")
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": code,
+                "diagnostics": f"{reason}: refused by the HTTP server before the service read it",
+            }
+        ],
+    }
+    body = json.dumps(outcome).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "Cache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def on_worker_exit(worker_pid: int) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
 from rich.text import Text
 
-from .config import Settings
+from .cards import no_card_text
 from .evaluation import HookAnswer
 
 _INDICATOR_STYLES = {"info": "bold blue", "warning": "bold yellow", "critical": "bold red"}
@@ -27,7 +27,6 @@ DEFAULT_WIDTH = 100
 
 def render_answer(
     answer: HookAnswer,
-    settings: Settings,
     *,
     terminal: bool = False,
     width: int | None = None,
@@ -45,7 +44,7 @@ def render_answer(
     )
     cards: list[dict[str, Any]] = answer.body["cards"]
     if not cards:
-        console.print(Text(_no_card(answer, settings)))
+        console.print(Text(no_card_text(answer.evaluation)))
     for index, card in enumerate(cards):
         if index:
             console.print()
@@ -54,15 +53,6 @@ def render_answer(
     output = console.file.getvalue()  # type: ignore[attr-defined]
     text = "\n".join(line.rstrip() for line in str(output).splitlines())
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
-
-
-def _no_card(answer: HookAnswer, settings: Settings) -> str:
-    if answer.evaluation is None:
-        return "No card: mipomersen is not involved in this request."
-    return (
-        "No card: every required liver test is current and within normal limits "
-        f"(profile {settings.rules.profile.value})."
-    )
 
 
 def _card(card: dict[str, Any]) -> list[RenderableType]:

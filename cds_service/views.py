@@ -13,6 +13,8 @@ from .evaluation import answer_hook
 from .feedback import feedback_response, parse_feedback, store_feedback
 from .hook_request import decode_json_body
 from .logging_setup import note_hook_call
+from .request_body import read_body
+from .request_limits import HTTP_LIMITS, bounded_work
 from .responses import json_response
 
 bp = Blueprint("cds_services", __name__)
@@ -31,7 +33,7 @@ def call_service(service_id: str) -> Response:
     """Evaluate one hook call and answer with at most one card."""
     service = _service(service_id)
     state = service_state()
-    with state.audit.hook_call(service.id, now=state.clock()) as call:
+    with state.audit.hook_call(service.id, now=state.clock()) as call, bounded_work(HTTP_LIMITS):
         call.body = body = _decode(_json_body(request))
         note_hook_call(hook_instance=body.get("hookInstance") if isinstance(body, dict) else None)
         call.answer = answer = answer_hook(
@@ -41,6 +43,7 @@ def call_service(service_id: str) -> Response:
             now=call.now,
             new_id=state.new_id,
             fetcher=state.fetcher,
+            limits=HTTP_LIMITS,
         )
     note_hook_call(decision=answer.evaluation.kind.value if answer.evaluation else "none")
     return json_response(answer.body)
@@ -77,4 +80,4 @@ def _json_body(incoming: Request) -> bytes:
         raise UnsupportedMediaType(
             "Content-Type must be application/json (or application/fhir+json)"
         )
-    return incoming.get_data(cache=False)
+    return read_body(incoming.environ, limit=service_state().settings.max_body_bytes)

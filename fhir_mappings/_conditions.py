@@ -1,4 +1,4 @@
-"""Recognise liver Conditions (FHIR R4 Condition; REFERENCE.md §5, policies 9 and 10).
+"""Recognise liver Conditions (FHIR R4 Condition; clinical reference §5, policies 9 and 10).
 
 Two lists, as data in `data/liver-condition-codes.json` with each code's status and source:
 active liver disease (contraindication, and discontinuation with a transaminase rise) and

@@ -1,4 +1,4 @@
-"""Map LOINC result codes to liver analytes, from the ConceptMap in `data/` (REFERENCE.md §3).
+"""Map LOINC result codes to liver analytes, from the ConceptMap in `data/` (clinical reference §3).
 
 `data/liver-loinc-conceptmap.json` is a FHIR R4 ConceptMap from http://loinc.org to the project's
 analyte CodeSystem (`data/liver-analyte-codesystem.json`); each target comment cites the code's
@@ -20,7 +20,6 @@ LOINC_SYSTEMS: frozenset[str] = frozenset(
         "urn:oid:2.16.840.1.113883.6.1",  # LOINC's HL7 OID, still sent by some systems
     }
 )
-ANALYTE_SYSTEM = "urn:mipomersen-cds:CodeSystem:liver-analyte"
 
 
 def analyte_for_loinc(code: str) -> Analyte | None:

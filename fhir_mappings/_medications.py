@@ -1,4 +1,4 @@
-"""Recognise mipomersen (Kynamro) MedicationRequests (REFERENCE.md policy 6 and §2; FHIR R4).
+"""Recognise mipomersen (Kynamro) MedicationRequests (policy 6 and §2; FHIR R4).
 
 A MedicationRequest is mipomersen when its medication — the `medicationCodeableConcept`, or the
 Medication that `medicationReference` points to (contained, elsewhere in the prefetch or the
@@ -22,7 +22,7 @@ from fhir_mappings._errors import FhirMappingError
 from fhir_mappings._json import JsonObject, codings, object_at, objects_at, str_at
 from fhir_mappings._resources import FhirItem, resource_ref
 from fhir_mappings._times import parse_fhir_datetime
-from fhir_mappings.values import MedicationCodes, MedicationOrder
+from fhir_mappings.values import MedicationCodes, MedicationOrder, SkippedResource
 
 ATC_SYSTEMS = frozenset(
     {
@@ -96,10 +96,42 @@ def mipomersen_match(
     return None
 
 
+def identify_mipomersen_orders(
+    requests: Iterable[tuple[FhirItem, bool]],
+    medications: Iterable[FhirItem],
+    codes: MedicationCodes,
+) -> tuple[MedicationOrder, ...]:
+    """Return the mipomersen orders among `(request, is_draft_order)` pairs, unvalidated.
+
+    A cheap look at the medication elements alone (policy 15), enough to tell whether a hook
+    call involves mipomersen before anything is fetched or validated.
+    """
+    index = MedicationIndex(medications)
+    orders: list[MedicationOrder] = []
+    for item, is_draft_order in requests:
+        source = index.medication_of(item.resource)
+        medication = source.resource if source is not None else None
+        matched_by = mipomersen_match(item.resource, medication, codes)
+        if matched_by is not None:
+            orders.append(
+                read_medication_order(item, medication, matched_by, is_draft_order=is_draft_order)
+            )
+    return tuple(orders)
+
+
 def read_medication_order(
-    item: FhirItem, medication: JsonObject | None, matched_by: str, *, is_draft_order: bool
+    item: FhirItem,
+    medication: JsonObject | None,
+    matched_by: str,
+    *,
+    is_draft_order: bool,
+    problem: SkippedResource | None = None,
 ) -> MedicationOrder:
-    """Return the `MedicationOrder` of a validated mipomersen MedicationRequest."""
+    """Return the `MedicationOrder` of a mipomersen MedicationRequest.
+
+    Reads leniently: an element that is absent or malformed reads as unknown (`problem` says
+    which one failed validation), so an invalid order is still an order (policy 15).
+    """
     request = item.resource
     subject = object_at(request, "subject")
     return MedicationOrder(
@@ -111,6 +143,7 @@ def read_medication_order(
         medication=_medication_name(request, medication),
         matched_by=matched_by,
         is_draft_order=is_draft_order,
+        problem=problem,
     )
 
 

@@ -1,6 +1,6 @@
 """Map a liver-test Observation (FHIR R4 Observation, US Core Laboratory Result profile) to a value.
 
-Policy 5 of REFERENCE.md: a result is used only when it has a final-type status, a numeric
+Policy 5 (docs/clinical-policy.md): a result is used only when it has a final-type status, a numeric
 `valueQuantity` in a recognised unit and a time of at least day precision; every other result is
 an `UnusableResult` whose detail says why, so a card can name it. Policy 4: the ULN comes from
 the result's own normal `referenceRange.high`, converted to the canonical unit; never invented.

@@ -4,16 +4,20 @@ One pass sorts the resources by what the rules use; only those are validated and
 liver-test Observations (mapped LOINC), mipomersen MedicationRequests and the Medications they
 reference, and Conditions on the liver lists. Everything else is ignored unread, so a large
 whole-patient Bundle costs little. An invalid resource becomes a `SkippedResource` (and, for a
-liver test, an `UnusableResult`); it never fails the record.
+liver test, an `UnusableResult`); it never fails the record. A MedicationRequest that is
+recognisably mipomersen by its medication elements stays a mipomersen order even when another
+element is invalid (policy 15): the order is read from what can be read and the problem is kept.
+Resources the caller could not attribute to the patient (`_identity`) are named, never used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from fhir_mappings._conditions import listed_coding, read_liver_condition
+from fhir_mappings._identity import IdentityProblem
 from fhir_mappings._medications import (
     MedicationIndex,
     MedicationSource,
@@ -26,7 +30,7 @@ from fhir_mappings._observations import (
     liver_test_code,
     read_lab_result,
 )
-from fhir_mappings._resources import FhirItem
+from fhir_mappings._resources import FhirItem, resource_ref
 from fhir_mappings._validation import validation_problem
 from fhir_mappings.values import (
     Analyte,
@@ -38,6 +42,7 @@ from fhir_mappings.values import (
     PatientRecord,
     ReadingWindow,
     SkippedResource,
+    UnusableReason,
     UnusableResult,
 )
 
@@ -50,13 +55,16 @@ def read_patient_record(
     draft_orders: Iterable[FhirItem] = (),
     medication_codes: MedicationCodes = _NO_EXTRA_CODES,
     window: ReadingWindow | None = None,
+    unattributed: Iterable[tuple[FhirItem, IdentityProblem]] = (),
 ) -> PatientRecord:
     """Return what the rules need from the prefetch `items` and the `draft_orders`.
 
     MedicationRequests from `draft_orders` become orders with `is_draft_order=True`; of the other
     draft resources only Medications are read, to resolve references from either source. With a
     `window`, liver results outside it are neither read nor validated (a long history costs
-    little more than its JSON); without one, every liver result is read.
+    little more than its JSON); without one, every liver result is read. `unattributed` are
+    resources whose patient cannot be told (no subject): those the rules would read are named
+    as unusable or skipped, and never used.
     """
     reader = _RecordReader(medication_codes)
     observations: list[_Candidate] = []
@@ -83,6 +91,8 @@ def read_patient_record(
     index = MedicationIndex(medications)
     for item, is_draft_order in requests:
         reader.read_medication_request(item, index, is_draft_order=is_draft_order)
+    for item, problem in unattributed:
+        reader.name_unattributed(item, problem, index)
     return reader.record()
 
 
@@ -111,6 +121,7 @@ class _RecordReader:
         self._orders: list[MedicationOrder] = []
         self._conditions: list[LiverCondition] = []
         self._skipped: list[SkippedResource] = []
+        self._excluded: list[SkippedResource] = []
         self._medication_problems: dict[str, SkippedResource | None] = {}
         self._observation_cache: dict[int, LabResult | UnusableResult] = {}
 
@@ -159,22 +170,58 @@ class _RecordReader:
     def read_medication_request(
         self, item: FhirItem, index: MedicationIndex, *, is_draft_order: bool
     ) -> None:
-        """Add a mipomersen MedicationRequest of any status; ignore any other."""
+        """Add a mipomersen MedicationRequest of any status; ignore any other.
+
+        Identity comes from the raw medication elements, before validation (policy 15): an
+        order that names mipomersen stays one whatever else is wrong with it, and the problem
+        is kept so the card names the element that could not be read.
+        """
         source = index.medication_of(item.resource)
         medication = source.resource if source is not None else None
-        if mipomersen_match(item.resource, medication, self._codes) is None:
+        matched_by = mipomersen_match(item.resource, medication, self._codes)
+        if matched_by is None:
             return
         problem = validation_problem(item)
         if problem is not None:
+            problem = replace(problem, read_in_part=True)
             self._skipped.append(problem)
-            return
-        if source is not None and not self._is_valid_medication(source):
-            medication = None  # an invalid Medication cannot say what the drug is
-        matched_by = mipomersen_match(item.resource, medication, self._codes)
-        if matched_by is not None:
-            self._orders.append(
-                read_medication_order(item, medication, matched_by, is_draft_order=is_draft_order)
+        if source is not None and source.item is not None and not self._is_valid_medication(source):
+            problem = problem or self._medication_problems[source.item.path]
+        self._orders.append(
+            read_medication_order(
+                item, medication, matched_by, is_draft_order=is_draft_order, problem=problem
             )
+        )
+
+    def name_unattributed(
+        self, item: FhirItem, problem: IdentityProblem, index: MedicationIndex
+    ) -> None:
+        """Name a resource the rules would read but whose patient cannot be told."""
+        resource = item.resource
+        skipped = SkippedResource(problem.resource_type, problem.id, problem.path, problem.message)
+        if item.resource_type == "Observation":
+            test = liver_test_code(resource)
+            if test is not None:
+                self._excluded.append(skipped)
+                self._unusable.append(
+                    UnusableResult(
+                        test[0],
+                        test[1],
+                        UnusableReason.UNATTRIBUTED,
+                        problem.message,
+                        resource_ref(item),
+                    )
+                )
+        elif item.resource_type == "Condition":
+            if listed_coding(resource) is not None:
+                self._excluded.append(skipped)
+                self._skipped.append(skipped)
+        elif item.resource_type == "MedicationRequest":
+            source = index.medication_of(resource)
+            medication = source.resource if source is not None else None
+            if mipomersen_match(resource, medication, self._codes) is not None:
+                self._excluded.append(skipped)
+                self._skipped.append(skipped)
 
     def record(self) -> PatientRecord:
         """Return the record read so far."""
@@ -184,6 +231,7 @@ class _RecordReader:
             medication_orders=tuple(self._orders),
             conditions=tuple(self._conditions),
             skipped=tuple(self._skipped),
+            excluded=tuple(self._excluded),
         )
 
     def _is_valid_medication(self, source: MedicationSource) -> bool:
@@ -237,7 +285,9 @@ def _in_window(
                 settled_on = candidate.day
     margin = timedelta(days=1)  # `day` is the day as written, not in UTC
     recent_start = (min(anchors) - window.recent - margin).date()
-    older_start = (min(anchors) - window.lookback - margin).date()
+    older_start = (
+        date.min if window.lookback is None else (min(anchors) - window.lookback - margin).date()
+    )
     for candidate in candidates:
         if candidate.order in chosen:
             continue

@@ -45,7 +45,10 @@ def parse_fhir_datetime(text: str, path: str) -> tuple[datetime, bool]:
         )
     except ValueError as error:  # e.g. month 13, or an offset beyond ±24 h
         raise FhirMappingError(path, "not a valid calendar date or time") from error
-    return moment.astimezone(UTC), False
+    try:
+        return moment.astimezone(UTC), False
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise FhirMappingError(path, "outside years 0001-9999 once converted to UTC") from None
 
 
 def _zone(text: str | None) -> timezone:

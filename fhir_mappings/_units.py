@@ -1,4 +1,4 @@
-"""Convert liver test values to their analyte's canonical unit (REFERENCE.md policy 5 and §4).
+"""Convert liver test values to their analyte's canonical unit (policy 5 and §4).
 
 Enzymes (ALT, AST, ALP, GGT) go to U/L, bilirubin to mg/dL; INR is unitless. Every accepted
 spelling is listed below with its source; anything else is an unknown unit, never guessed.
@@ -31,10 +31,6 @@ class _Factor:
     def to_canonical(self, value: float) -> float:
         """Return `value` in the canonical unit."""
         return value * self.multiply / self.divide
-
-    def from_canonical(self, value: float) -> float:
-        """Return a canonical `value` in this unit."""
-        return value * self.divide / self.multiply
 
 
 _SAME = _Factor()
@@ -139,13 +135,3 @@ def to_canonical(
         factor = _SAME if table.unitless else None
     return factor.to_canonical(value) if factor is not None else None
 
-
-def from_canonical(analyte: Analyte, value: float, ucum_code: str) -> float:
-    """Return a canonical `value` of `analyte` expressed in the unit `ucum_code`.
-
-    Raise ValueError when `ucum_code` is not one of `supported_units(analyte)`.
-    """
-    factor = _TABLES[analyte].ucum.get(ucum_code)
-    if factor is None:
-        raise ValueError(f"unit {ucum_code!r} is not supported for {analyte}")
-    return factor.from_canonical(value)

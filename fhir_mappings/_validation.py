@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from fhir_mappings._budget import charge_resource
 from fhir_mappings._resources import FhirItem
+from fhir_mappings._text import shorten
 from fhir_mappings.values import SkippedResource
 
 _Validate = Callable[[Mapping[str, Any]], object]
@@ -49,6 +51,7 @@ def preload_validators() -> None:
 def validation_problem(item: FhirItem) -> SkippedResource | None:
     """Return why `item` fails FHIR validation, or None when it is valid."""
     resource_type = item.resource_type or "Resource"
+    charge_resource(item.path, item.resource)  # may raise WorkLimitExceeded
     try:
         _validators()[resource_type](item.resource)
     except ValidationError as error:
@@ -76,8 +79,7 @@ def dotted_path(path: str, loc: tuple[int | str, ...]) -> str:
 
 def _short(message: str) -> str:
     """Collapse whitespace and cap the length of a validator message."""
-    text = " ".join(message.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+    return shorten(message, _MESSAGE_LIMIT, collapse_whitespace=True)
 
 
 def _id(item: FhirItem) -> str | None:

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 
 class Analyte(StrEnum):
-    """A liver-related laboratory test the service understands (REFERENCE.md §3)."""
+    """A liver-related laboratory test the service understands (clinical reference §3)."""
 
     ALT = "ALT"
     AST = "AST"
@@ -40,7 +40,11 @@ _CANONICAL_UNITS: dict[Analyte, str] = {
     Analyte.INR: "{INR}",
 }
 
-TRANSAMINASES: frozenset[Analyte] = frozenset({Analyte.ALT, Analyte.AST})
+# The analyte groups the label names, defined once (docs/clinical-policy.md, policies 2 and 7).
+# ALT and AST: the transaminases every threshold is about, in the order a tie is broken.
+TRANSAMINASES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+# PI W&P 5.1: the baseline before the first dose (the transaminases are also monitored after it).
+BASELINE_ANALYTES: tuple[Analyte, ...] = (*TRANSAMINASES, Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
 
 
 class Bound(StrEnum):
@@ -103,6 +107,7 @@ class UnusableReason(StrEnum):
     RETRACTED = "retracted"  # entered-in-error or cancelled: listed, never used
     INVALID = "invalid"  # failed FHIR validation
     AMBIGUOUS = "ambiguous"  # e.g. "<= 200 U/L" with a ULN of 40: the level is unknown
+    UNATTRIBUTED = "unattributed"  # no subject: cannot be told to be this patient's (policy 15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,17 @@ class Coding:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedResource:
+    """A resource the rules would have used but that failed FHIR validation."""
+
+    resource_type: str
+    id: str | None
+    path: str  # dotted path of the first error, e.g. prefetch.labs.entry[3].resource.valueQuantity
+    message: str
+    read_in_part: bool = False  # a mipomersen order still used for what could be read (policy 15)
+
+
+@dataclass(frozen=True, slots=True)
 class MedicationOrder:
     """A mipomersen MedicationRequest (policy 6), from the draft orders or the patient's history."""
 
@@ -143,6 +159,7 @@ class MedicationOrder:
     medication: str  # human-readable name for the card
     matched_by: str  # why it is mipomersen, e.g. "ATC C10AX11" or "text 'Kynamro'"
     is_draft_order: bool = False  # came from context.draftOrders
+    problem: SkippedResource | None = None  # the element that could not be read, if any
 
 
 class LiverConditionKind(StrEnum):
@@ -164,16 +181,6 @@ class LiverCondition:
 
 
 @dataclass(frozen=True, slots=True)
-class SkippedResource:
-    """A resource the rules would have used but that failed FHIR validation."""
-
-    resource_type: str
-    id: str | None
-    path: str  # dotted path of the first error, e.g. prefetch.labs.entry[3].resource.valueQuantity
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """Everything the rules need about one patient, parsed once at the edge."""
 
@@ -182,6 +189,7 @@ class PatientRecord:
     medication_orders: tuple[MedicationOrder, ...] = ()
     conditions: tuple[LiverCondition, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
+    excluded: tuple[SkippedResource, ...] = ()  # not provably this patient's (policy 15)
 
     @property
     def draft_orders(self) -> tuple[MedicationOrder, ...]:
@@ -195,14 +203,15 @@ class ReadingWindow:
 
     Each analyte's latest usable result, and its latest usable exact one, are always read. The
     window is measured back from the earliest of `now` and those results of the `anchors`
-    analytes: every result within `recent` of it is read; an older one within `lookback` is read
+    analytes: every result within `recent` of it is read; an older one within `lookback` (any age
+when None) is read
     only when `keep_older` says so (all of them when it is None); anything older is left out.
     """
 
     now: datetime
     recent: timedelta
-    lookback: timedelta
-    anchors: frozenset[Analyte] = TRANSAMINASES
+    lookback: timedelta | None  # None: no limit
+    anchors: tuple[Analyte, ...] = TRANSAMINASES
     keep_older: Callable[[LabResult], bool] | None = None
 
 

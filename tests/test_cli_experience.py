@@ -101,9 +101,9 @@ def test_a_terminal_gets_the_indicator_in_colour() -> None:
         now=datetime(2026, 11, 23, 12, tzinfo=UTC),
         new_id=lambda: "00000000-0000-4000-8000-000000000001",
     )
-    coloured = render_answer(answer, settings, terminal=True, width=100)
+    coloured = render_answer(answer, terminal=True, width=100)
     assert "\x1b[" in coloured and "CRITICAL" in coloured
-    plain = render_answer(answer, settings, terminal=False)
+    plain = render_answer(answer, terminal=False)
     assert plain.splitlines()[0] == (
         "[CRITICAL] Withhold mipomersen: ALT 236 U/L = 5.9× ULN on 2026-11-20"
     )

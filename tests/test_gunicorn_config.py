@@ -11,8 +11,10 @@ import pytest
 from cds_service.config import load_settings
 from cds_service.server import (
     MULTIPROCESS_DIR_VARIABLE,
+    default_metrics_directory,
     gunicorn_options,
     prepare_metrics_directory,
+    remove_metrics_directory,
 )
 
 
@@ -51,19 +53,45 @@ def test_the_config_module_exposes_settings_and_hooks(monkeypatch: pytest.Monkey
     monkeypatch.setenv("MIPOMERSEN_CDS_WORKERS", "2")
     module = importlib.reload(importlib.import_module("cds_service.gunicorn_conf"))
     assert module.workers == 2
-    for hook in ("on_starting", "post_worker_init", "child_exit"):
+    for hook in ("on_starting", "post_worker_init", "child_exit", "on_exit"):
         assert callable(getattr(module, hook))
 
 
-def test_metrics_directory_starts_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metrics_directory_starts_empty_and_lives_off_the_data_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Set then delete through monkeypatch, so the variable is gone again after the test: a
     # leftover would switch every later app's /metrics to multiprocess mode.
     monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, "unset-after-the-test")
     monkeypatch.delenv(MULTIPROCESS_DIR_VARIABLE)
-    stale = tmp_path / "prometheus" / "counter_123.db"
-    stale.parent.mkdir()
+    expected = default_metrics_directory(tmp_path)
+    assert expected.parent == Path("/dev/shm")  # tmpfs: a full data disk cannot SIGBUS
+    stale = expected / "counter_123.db"
+    stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"old")
     directory = prepare_metrics_directory(tmp_path)
-    assert directory == tmp_path / "prometheus"
+    assert directory == expected
     assert list(directory.iterdir()) == []
     assert os.environ[MULTIPROCESS_DIR_VARIABLE] == str(directory)
+    remove_metrics_directory(tmp_path)
+    assert not directory.exists()
+
+
+def test_without_dev_shm_the_metrics_stay_in_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cds_service.server.RUNTIME_ROOT", tmp_path / "no-shm")
+    assert default_metrics_directory(tmp_path) == tmp_path / "prometheus"
+
+
+def test_the_control_socket_stays_in_the_data_directory(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"MIPOMERSEN_CDS_AUTH": "off", "MIPOMERSEN_CDS_DATA_DIR": str(tmp_path)}
+    )
+    options = gunicorn_options(settings)
+    assert options["control_socket"] == str(tmp_path.resolve() / "gunicorn.ctl")
+    deep = tmp_path / ("d" * 120)
+    long_settings = load_settings(
+        {"MIPOMERSEN_CDS_AUTH": "off", "MIPOMERSEN_CDS_DATA_DIR": str(deep)}
+    )
+    assert gunicorn_options(long_settings)["control_socket_disable"] is True

@@ -12,7 +12,9 @@ from flask import Flask
 
 from cds_service import create_app
 from cds_service.app import EXTENSION_NAME
-from tests.conftest import AUTH_OFF, NOW, sequential_ids
+from cds_service.readiness import database_check
+from cds_service.storage import Database
+from tests.conftest import AUTH_OFF, NOW, free_port, sequential_ids
 from tests.fhir_builders import hook_request, medication_request, observation
 from tests.openapi_contract import assert_response_matches_openapi
 from tests.tokens import auth_settings, ec_key
@@ -46,7 +48,12 @@ def test_readiness_reports_the_database() -> None:
     assert response.status_code == 200
     assert response.get_json() == {
         "status": "ready",
-        "checks": {"configuration": "ok", "database": "ok"},
+        "checks": {
+            "configuration": "ok",
+            "database": "ok",
+            "replay_store": "not used",  # authentication off
+            "metrics_directory": "not used",  # one process: metrics in memory
+        },
     }
     assert_response_matches_openapi(response, method="GET", path="/readyz")
 
@@ -56,6 +63,7 @@ def test_not_ready_when_the_database_is_unreachable() -> None:
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"] == "unreachable"
+    assert response.get_json()["failed"] == ["database"]
     assert_response_matches_openapi(response, method="GET", path="/readyz")
 
 
@@ -131,3 +139,45 @@ def test_an_audit_write_failure_is_counted() -> None:
     )
     text = client.get("/metrics", headers=SCRAPE).get_data(as_text=True)
     assert _sample(text, "mipomersen_cds_audit_write_failures_total") == 1
+
+
+def test_a_read_only_sqlite_database_is_named_read_only(tmp_path: Path) -> None:
+    make_app(DATA_DIR=str(tmp_path / "data")).extensions[EXTENSION_NAME].database.close()
+    path = tmp_path / "data" / "mipomersen-cds.sqlite3"
+    # Opened read-only (as on a read-only mount); chmod would not stop root.
+    with Database(f"sqlite:///file:{path}?mode=ro&uri=true", timeout_seconds=1) as database:
+        assert database_check(database) == "read-only"
+    with Database(f"sqlite:///{path}", timeout_seconds=1) as database:
+        assert database_check(database) == "ok"
+
+
+def test_not_ready_names_an_unreachable_replay_store_and_a_missing_metrics_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = {
+        **auth_settings(tmp_path, ec_key()),
+        "REPLAY_STORE": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    app = create_app(overrides, environ={})
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "gone"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["replay_store"] == "unreachable"
+    assert body["checks"]["metrics_directory"] == "missing"
+    assert body["failed"] == ["replay_store", "metrics_directory"]
+    assert_response_matches_openapi(response, method="GET", path="/readyz")
+
+
+def test_not_ready_when_a_disk_is_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(auth_settings(tmp_path, ec_key()), environ={})
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr("cds_service.readiness.MIN_FREE_BYTES", 2**62)  # no disk has that much
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {
+        "configuration": "ok",
+        "database": "disk full",
+        "replay_store": "disk full",
+        "metrics_directory": "disk full",
+    }

@@ -177,9 +177,9 @@ def test_a_synthea_bundle_with_a_draft_order_is_evaluated_as_order_sign(
     without = evaluate(client, input=synthea, now="2026-11-23T12:00:00Z")
     assert without["request"]["hook"] == "patient-view"
     assert without["decision"]["kind"] is None  # not on mipomersen
-    body = evaluate(client, input=synthea, addDraftOrder=True, now="2026-11-23T12:00:00Z")
+    body = evaluate(client, input=synthea, addDraftOrder=True, now="2017-06-25T12:00:00Z")
     assert body["request"]["hook"] == "order-sign"
-    assert body["decision"]["kind"] is not None
+    assert body["decision"]["reason"] == "confirm-transaminase-3x-uln"
     assert len(body["timeline"]["points"]) >= 2
 
 

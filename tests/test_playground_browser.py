@@ -156,7 +156,12 @@ def test_a_synthea_bundle_with_a_draft_order_renders_its_timeline(page: Any) -> 
     page.set_input_files("#input-file", str(SYNTHEA))  # as a developer picks a file
     page.wait_for_selector("input[name='source'][value='paste']:checked", state="attached")
     page.check("#add-draft")
-    run_and_wait(page)
+    # Pinned the day after its liver panel: that AST of 4× ULN decides (later, history
+    # no longer decides and the card asks for a baseline instead).
+    page.fill("#now", "2017-06-25T12:00:00Z")
+    page.click("#run")
+    page.wait_for_selector("body[data-decision]", state="attached")
+    assert page.evaluate("document.body.dataset.decision") == "repeat-test"
     svg = page.locator("#timeline-svg svg")
     assert svg.count() == 1
     points = page.locator("#timeline-svg g.point")

@@ -24,7 +24,8 @@ EXAMPLES_README = (ROOT / "examples" / "README.md").read_text()
 _SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.S)
 # Commands that need a running server, a network or a database that is not there in a test.
 # (`report` is run by the report-sample test, after the README's steps made a database.)
-_NOT_RUN_HERE = ("serve", "db upgrade", "--fhir-server", "dev-token", "report", "$")
+# (`synthea/` is the downloaded Synthea sample, not in the repository.)
+_NOT_RUN_HERE = ("serve", "db upgrade", "--fhir-server", "dev-token", "report", "synthea/", "$")
 _BARE_CLI = re.compile(
     r"(?:^|[\s(])mipomersen-cds (?:evaluate|serve|report|audit|feedback|db|dev-token)"
 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.cli import bundle_to_hook_request
+from cds_service.bundles import bundle_to_hook_request
 from cds_service.config import Settings
 from cds_service.evaluation import answer_hook
 from tests.conftest import NOW, sequential_ids
@@ -53,24 +53,27 @@ def _evaluate(bundle: dict[str, Any], now: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("now", "decision", "summary"),
+    ("now", "decision", "summary", "history"),
     [
         pytest.param(
             "2017-06-26T12:00:00+00:00",
             "repeat-test",
             "Repeat ALT/AST by 2017-07-01 to confirm AST 163 U/L = 4.0× ULN on 2017-06-24",
+            None,
             id="two-days-after-the-elevation",
         ),
         pytest.param(
             "2017-09-26T12:00:00+00:00",
             "repeat-test",
-            "Repeat ALT/AST by 2017-09-26 to confirm AST 163 U/L = 4.0× ULN on 2017-06-24",
-            id="three-months-later-still-unconfirmed",
+            "Get baseline liver tests before mipomersen: no recent ALT, AST, ALP and total "
+            "bilirubin",
+            "- AST 163 U/L = 4.0× ULN on 2017-06-24, before therapy",
+            id="policy-13-three-months-later-the-old-elevation-is-history",
         ),
     ],
 )
 def test_synthea_patient_with_alt_142_ast_163_in_iu_per_litre(
-    now: str, decision: str, summary: str
+    now: str, decision: str, summary: str, history: str | None
 ) -> None:
     from datetime import datetime
 
@@ -84,6 +87,9 @@ def test_synthea_patient_with_alt_142_ast_163_in_iu_per_litre(
         in (card["detail"])
     )  # IU/L taken as U/L (policy 5)
     assert "default" in card["detail"]  # Synthea sends no reference ranges
+    assert (history is not None and history in card["detail"]) or "**History**" not in card[
+        "detail"
+    ]
 
 
 def test_synthea_patient_without_a_mipomersen_order_gets_no_card() -> None:

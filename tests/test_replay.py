@@ -1,7 +1,8 @@
 """The JWT replay store: a jti is refused until its token expires, across worker processes.
 
-The Redis tests run when Redis answers at MIPOMERSEN_CDS_TEST_REDIS_URL (default
-redis://127.0.0.1:6379/0) and are skipped otherwise, so `make test` passes without Redis.
+The Redis tests run against MIPOMERSEN_CDS_TEST_REDIS_URL: `.ci/run` sets it to the local
+Redis, and then a Redis that does not answer fails them. Without the variable they try
+redis://127.0.0.1:6379/0 and are skipped if nothing answers, so `make test` passes without Redis.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from cds_service.replay import (
     token_key,
 )
 
-REDIS_URL = os.environ.get("MIPOMERSEN_CDS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL_VARIABLE = "MIPOMERSEN_CDS_TEST_REDIS_URL"
+REDIS_URL = os.environ.get(REDIS_URL_VARIABLE, "redis://127.0.0.1:6379/0")
 
 
 class FakeClock:
@@ -48,7 +50,9 @@ def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         client.ping()
-    except redis.RedisError:
+    except redis.RedisError as error:
+        if REDIS_URL_VARIABLE in os.environ:  # CI names a Redis: it must be there
+            pytest.fail(f"{REDIS_URL_VARIABLE} is set but Redis does not answer: {error}")
         pytest.skip(f"no Redis at {REDIS_URL}")
     yield client
     client.close()
@@ -152,3 +156,13 @@ def test_open_replay_store_picks_the_backend(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="REPLAY_STORE") as raised:
         open_replay_store("redis://:s3cret@127.0.0.1:port/0", tmp_path)
     assert "s3cret" not in str(raised.value)
+
+
+def test_a_reachable_store_is_ready_and_an_unreachable_redis_is_named(
+    store: ReplayStore, tmp_path: Path
+) -> None:
+    assert store.problem() is None  # type: ignore[attr-defined]
+    gone = RedisReplayStore(
+        redis.Redis(port=1, socket_connect_timeout=0.5, socket_timeout=0.5), prefix="x:"
+    )
+    assert gone.problem() == "unreachable"

@@ -1,7 +1,7 @@
 """Pure clinical rules for mipomersen (Kynamro) liver safety.
 
 Implements the Kynamro prescribing information (NDA 203568: boxed warning, §2.3 dose modification
-table, §4 contraindications, W&P 5.1 monitoring) as decided in `shared/clinical/REFERENCE.md`
+table, §4 contraindications, W&P 5.1 monitoring) as decided in `docs/clinical-policy.md`
 project policies 1-11. The rules take typed values (`fhir_mappings.values`), a `RuleConfig` and an
 explicit `now`, and return an `Evaluation`; they never import Flask, HTTP or a database.
 """

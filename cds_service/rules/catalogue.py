@@ -1,128 +1,28 @@
-"""Every rule the service can fire: a stable id and the clinical source a card cites.
+"""Every rule the service can fire, gathered from the rule modules that define them.
 
-Ids never change once released (cards, audit records and golden files quote them). Sources cite the
-Kynamro (mipomersen) prescribing information (PI, NDA 203568) sections and the project policy points
-of `shared/clinical/REFERENCE.md`; "seed guide 003" is the stricter guide behind the
-`conservative` profile (policy 1).
+A rule is defined where it fires (`withholding.WITHHOLD_SEVERE`, ...) with its stable id, its
+source (the Kynamro PI section and the project policy of docs/clinical-policy.md) and the reason
+it gives; the reason's decision kind, priority and card wording are one entry of
+`reasons.toml`. Adding a rule touches its rule module and that entry, nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A rule's stable id and its human-readable citation."""
-
-    id: str
-    source: str
-
-
-CONTRAINDICATED_ACTIVE_LIVER_DISEASE = Rule(
-    "label-4-contraindicated-active-liver-disease",
-    "Kynamro PI §4 Contraindications (active liver disease, moderate or severe hepatic "
-    "impairment); project policy 10",
+from . import (
+    closer_monitoring,
+    contraindication,
+    data_quality,
+    discontinuation,
+    monitoring,
+    withholding,
 )
-
-DISCONTINUE_WITH_BILIRUBIN = Rule(
-    "label-2.3-discontinue-bilirubin-2x-uln",
-    "Kynamro PI §2.3 dose modification table (transaminase elevation with bilirubin ≥2× ULN); "
-    "project policy 9",
-)
-DISCONTINUE_WITH_SYMPTOMS = Rule(
-    "label-2.3-discontinue-liver-injury-symptoms",
-    "Kynamro PI §2.3 dose modification table (transaminase elevation with clinical symptoms of "
-    "liver injury); project policy 9",
-)
-DISCONTINUE_WITH_LIVER_DISEASE = Rule(
-    "label-2.3-discontinue-active-liver-disease",
-    "Kynamro PI §2.3 dose modification table (transaminase elevation with active liver disease); "
-    "project policy 9",
-)
-
-WITHHOLD_SEVERE = Rule(
-    "label-2.3-withhold-5x-uln",
-    "Kynamro PI boxed warning and §2.3 dose modification table (ALT or AST ≥5× ULN: withhold, "
-    "no confirmation step); project policy 2",
-)
-WITHHOLD_CONFIRMED = Rule(
-    "policy-3-confirmed-elevation",
-    "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× ULN confirmed by a repeat "
-    "measurement within one week: withhold); project policy 3",
-)
-WITHHOLD_PENDING_REPEAT = Rule(
-    "conservative-withhold-3x-uln",
-    "Seed guide 003 (pause at ALT or AST ≥3× ULN, repeat within one week); project policy 1",
-)
-CONFIRM_ELEVATION = Rule(
-    "label-2.3-confirm-3x-uln",
-    "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× and <5× ULN: confirm with a repeat "
-    "measurement within one week); project policy 3",
-)
-
-BASELINE = Rule(
-    "policy-7-baseline",
-    "Kynamro PI W&P 5.1 (baseline ALT, AST, alkaline phosphatase and total bilirubin before the "
-    "first dose); project policy 7",
-)
-BASELINE_ABNORMAL = Rule(
-    "label-5.1-baseline-abnormal",
-    "Kynamro PI W&P 5.1 (abnormal baseline liver tests: start only after work-up); "
-    "project policy 7",
-)
-MONITORING_FIRST_YEAR = Rule(
-    "policy-7-monitoring-first-year",
-    "Kynamro PI W&P 5.1 (ALT and AST monthly during the first year); project policy 7",
-)
-MONITORING_AFTER_FIRST_YEAR = Rule(
-    "policy-7-monitoring-after-first-year",
-    "Kynamro PI W&P 5.1 (ALT and AST at least every 3 months after the first year); "
-    "project policy 7",
-)
-MONITORING_CONSERVATIVE = Rule(
-    "conservative-weekly-monitoring",
-    "Seed guide 003 Protocol 1 (weekly ALT and AST in the first month and after an "
-    "elevation); project policy 1",
-)
-
-ABOVE_ULN = Rule(
-    "policy-8-above-uln",
-    "Project policy 8 (ALT or AST above ULN but below 3× ULN: continue, monitor more closely)",
-)
-RESOLVED_AFTER_ELEVATION = Rule(
-    "label-2.3-resolved-monitor-closely",
-    "Kynamro PI §2.3 dose modification table (after resolution to <3× ULN, monitor liver tests "
-    "more frequently); project policy 8",
-)
-
-RESULT_UNUSABLE = Rule(
-    "data-quality-result-unusable",
-    "Project policies 5 and 11 (an unusable result is named, never guessed, and never gives an "
-    "all clear)",
-)
-RECORD_UNREADABLE = Rule(
-    "data-quality-record-unreadable",
-    "Project policies 9, 10 and 11 (an unreadable Condition or MedicationRequest may hide a "
-    "contraindication or the therapy start)",
-)
+from .decision import Rule
 
 ALL_RULES: tuple[Rule, ...] = (
-    CONTRAINDICATED_ACTIVE_LIVER_DISEASE,
-    DISCONTINUE_WITH_BILIRUBIN,
-    DISCONTINUE_WITH_SYMPTOMS,
-    DISCONTINUE_WITH_LIVER_DISEASE,
-    WITHHOLD_SEVERE,
-    WITHHOLD_CONFIRMED,
-    WITHHOLD_PENDING_REPEAT,
-    CONFIRM_ELEVATION,
-    BASELINE,
-    BASELINE_ABNORMAL,
-    MONITORING_FIRST_YEAR,
-    MONITORING_AFTER_FIRST_YEAR,
-    MONITORING_CONSERVATIVE,
-    ABOVE_ULN,
-    RESOLVED_AFTER_ELEVATION,
-    RESULT_UNUSABLE,
-    RECORD_UNREADABLE,
+    *contraindication.RULES,
+    *discontinuation.RULES,
+    *withholding.RULES,
+    *monitoring.RULES,
+    *closer_monitoring.RULES,
+    *data_quality.RULES,
 )

@@ -1,6 +1,7 @@
 """The rule configuration: every threshold, window and default ULN in one typed place.
 
-Values and their sources are REFERENCE.md policy points 1-11 and the Kynamro PI §2.3 table.
+Values and their sources are the project policies 1-15 (docs/clinical-policy.md) and the Kynamro
+PI §2.3 table.
 Deployers override them through `MIPOMERSEN_CDS_*` environment variables (see
 `cds_service.config`); the rules never read the environment themselves.
 """
@@ -46,8 +47,13 @@ class RuleConfig:
     elevation_multiple: float = 3.0
     severe_elevation_multiple: float = 5.0
     bilirubin_multiple: float = 2.0
-    # Policy 3: a confirming ALT/AST result at most this long before the latest one.
-    confirmation_window: timedelta = timedelta(days=7)
+    # Policy 3 (revised 2026-11-30): a confirming ALT/AST result at most this long before the
+    # latest one; the label's "repeat within one week" says when to repeat, not when a repeat
+    # stops counting (was 7 days).
+    confirmation_window: timedelta = timedelta(days=31)
+    # PI §2.3 "within one week": the other transaminase taken this close before the latest
+    # ALT/AST result still describes the current level.
+    current_window: timedelta = timedelta(days=7)
     # Policy 9: bilirubin or a liver-injury symptom this close to the transaminase rise.
     discontinue_window: timedelta = timedelta(days=14)
     # Policy 7: baseline results this recent count; cadence in and after the first year.
@@ -71,23 +77,15 @@ class RuleConfig:
         """Return how far back a rule looks at any result, from the latest ALT/AST or from now.
 
         Windows over every result: confirmation (policy 3), discontinuation (policy 9), baseline
-        (policy 7) and follow-up tests (PI §2.3). Results older than this matter only as an
-        elevation (`elevation_lookback`) or as an analyte's latest result.
+        (policy 7) and follow-up tests (PI §2.3). Older results matter only as an ALT or AST
+        (policy 12) or as an analyte's latest result.
         """
         return max(
             self.confirmation_window,
+            self.current_window,
             self.discontinue_window,
             self.baseline_window,
             self.repeat_within,
-        )
-
-    @property
-    def elevation_lookback(self) -> timedelta:
-        """Return how far back a rule looks for an earlier ALT/AST elevation (policies 1, 8)."""
-        return max(
-            self.recent_lookback,
-            self.conservative_after_elevation,
-            self.resolved_elevation_lookback,
         )
 
     def __post_init__(self) -> None:
@@ -97,6 +95,7 @@ class RuleConfig:
             raise ValueError("bilirubin multiple must be positive")
         for name in (
             "confirmation_window",
+            "current_window",
             "discontinue_window",
             "baseline_window",
             "first_year",

@@ -1,6 +1,6 @@
 """Never give an all clear on data the service could not use.
 
-Implements REFERENCE.md project policy 5 (a result whose unit is not recognised is unusable and
+Implements project policy 5 (a result whose unit is not recognised is unusable and
 named on the card, never guessed), policy 11 read the other way round (no card only when all
 required results are current and normal, so an unusable result is never silently ignored), and
 the ambiguous censored values of policy 4 (see `uln`).
@@ -20,23 +20,44 @@ are left to the mapping layer, which reports them as unusable results of their a
 
 from __future__ import annotations
 
-from fhir_mappings.values import Analyte, SkippedResource, UnusableResult
+from fhir_mappings.values import (
+    BASELINE_ANALYTES,
+    TRANSAMINASES,
+    Analyte,
+    SkippedResource,
+    UnusableResult,
+)
 
-from . import catalogue
 from .chart import Chart
-from .decision import DecisionKind, Finding, FollowUpTest, Reason
+from .decision import Finding, FollowUpTest, Rule, rule
 from .ordering import newest_first, unusable_key
 
-MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
-BASELINE_ONLY_ANALYTES: tuple[Analyte, ...] = (Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
+RESULT_UNUSABLE = rule(
+    "data-quality-result-unusable",
+    "Project policies 5, 11 and 15 (an unusable result, or one naming no patient, is named, never "
+    "guessed, and never gives an all clear)",
+    reason_code="latest-result-unusable",
+)
+RECORD_UNREADABLE = rule(
+    "data-quality-record-unreadable",
+    "Project policies 9, 10, 11 and 15 (an unreadable Condition or MedicationRequest may hide a "
+    "contraindication or the therapy start; a mipomersen order is read in part, never ignored)",
+    reason_code="record-unreadable",
+)
+RULES: tuple[Rule, ...] = (
+    RESULT_UNUSABLE,
+    RECORD_UNREADABLE,
+)
+
+
 OBSERVATION = "Observation"
 
 
 def checked_analytes(chart: Chart) -> tuple[Analyte, ...]:
     """Return the analytes whose unusable results count: ALT/AST, plus the baseline ones."""
     if chart.is_new_therapy:
-        return MONITORED_ANALYTES + BASELINE_ONLY_ANALYTES
-    return MONITORED_ANALYTES
+        return BASELINE_ANALYTES
+    return TRANSAMINASES
 
 
 def is_unusable_latest(chart: Chart, unusable: UnusableResult) -> bool:
@@ -58,7 +79,7 @@ def is_unreadable_record(skipped: SkippedResource) -> bool:
 
 def unusable_findings(chart: Chart) -> list[Finding]:
     """Return one repeat-test finding per unusable result that stands as the latest."""
-    rule = catalogue.RESULT_UNUSABLE
+    rule = RESULT_UNUSABLE
     found: list[Finding] = []
     for analyte in checked_analytes(chart):
         standing = newest_first(
@@ -68,11 +89,7 @@ def unusable_findings(chart: Chart) -> list[Finding]:
             undated_first=True,
         )
         found.extend(
-            Finding(
-                kind=DecisionKind.REPEAT_TEST,
-                reason=Reason.RESULT_UNUSABLE,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 unusable=unusable,
                 follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
                 due=chart.now,
@@ -92,13 +109,9 @@ def unreadable_findings(chart: Chart) -> list[Finding]:
     )
     if not unreadable:
         return []
-    rule = catalogue.RECORD_UNREADABLE
+    rule = RECORD_UNREADABLE
     return [
-        Finding(
-            kind=DecisionKind.MONITOR_CLOSELY,
-            reason=Reason.RECORD_UNREADABLE,
-            rule=rule.id,
-            source=rule.source,
+        rule.finding(
             skipped=unreadable,
         )
     ]

@@ -7,9 +7,15 @@ fired, its machine-readable reason and its source; `cds_service.cards` owns all 
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
+from importlib.resources import files
+from types import MappingProxyType
+from typing import Any
 
 from fhir_mappings.values import (
     Analyte,
@@ -49,24 +55,60 @@ class Occasion(StrEnum):
     CHART_REVIEW = "chart-review"  # patient-view: a patient already on mipomersen
 
 
-class Reason(StrEnum):
-    """Machine-readable reason of a finding; the card module has one wording per reason."""
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a finding was made: its code, its decision kind and its rank within that kind.
 
-    ACTIVE_LIVER_DISEASE = "active-liver-disease"
-    ELEVATION_WITH_BILIRUBIN = "transaminase-with-bilirubin"
-    ELEVATION_WITH_SYMPTOMS = "transaminase-with-symptoms"
-    ELEVATION_WITH_LIVER_DISEASE = "transaminase-with-liver-disease"
-    SEVERE_ELEVATION = "transaminase-5x-uln"
-    CONFIRMED_ELEVATION = "confirmed-transaminase-3x-uln"
-    ELEVATION_PENDING_REPEAT = "transaminase-3x-uln-pending-repeat"  # conservative profile
-    CONFIRM_ELEVATION = "confirm-transaminase-3x-uln"
-    BASELINE_MISSING = "baseline-missing"
-    MONITORING_OVERDUE = "monitoring-overdue"
-    RESULT_UNUSABLE = "latest-result-unusable"
-    ABOVE_ULN = "transaminase-above-uln"
-    RESOLVED_AFTER_ELEVATION = "resolved-after-elevation"
-    BASELINE_ABNORMAL = "baseline-abnormal"
-    RECORD_UNREADABLE = "record-unreadable"
+    Reasons are data (`reasons.toml`, which also holds each one's card wording), so a reason
+    without wording cannot exist: `reason()` refuses a code the table does not hold.
+    """
+
+    code: str  # machine-readable, kebab-case, e.g. "transaminase-5x-uln"
+    kind: DecisionKind
+    priority: int  # lower leads within one decision kind
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonTable:
+    """The reasons in priority order, with the card wording the cards module renders."""
+
+    reasons: Mapping[str, Reason]
+    summaries: Mapping[str, str]  # Jinja2 template per reason code
+    advice: Mapping[str, str]  # Jinja2 template (Markdown) per reason code
+    indicators: Mapping[DecisionKind, str]
+    no_card: Mapping[str, str]  # what to say when there is no card
+
+
+@cache
+def reason_table() -> ReasonTable:
+    """Return the table of `reasons.toml` (read once)."""
+    data = tomllib.loads(files("cds_service.rules").joinpath("reasons.toml").read_text("utf-8"))
+    entries = data["reason"]
+    return ReasonTable(
+        reasons=MappingProxyType(
+            {
+                entry["code"]: Reason(entry["code"], DecisionKind(entry["kind"]), rank)
+                for rank, entry in enumerate(entries)
+            }
+        ),
+        summaries=MappingProxyType({entry["code"]: entry["summary"] for entry in entries}),
+        advice=MappingProxyType({entry["code"]: entry["advice"] for entry in entries}),
+        indicators=MappingProxyType(
+            {DecisionKind(kind): value for kind, value in data["indicators"].items()}
+        ),
+        no_card=MappingProxyType(dict(data["no_card"])),
+    )
+
+
+def reason(code: str) -> Reason:
+    """Return the reason with this code; ValueError when `reasons.toml` has no wording for it."""
+    try:
+        return reason_table().reasons[code]
+    except KeyError:
+        raise ValueError(f"reason {code!r} has no entry in rules/reasons.toml") from None
 
 
 class FollowUpTest(StrEnum):
@@ -112,6 +154,34 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule the service can fire: a stable id, its clinical source and the reason it gives.
+
+    Ids never change once released (cards, audit records and golden files quote them). Each rule
+    module defines its own rules; `catalogue.ALL_RULES` lists them all.
+    """
+
+    id: str
+    source: str  # citation, e.g. "Kynamro PI §2.3 dose modification table; project policy 2"
+    reason: Reason
+
+    def finding(self, **evidence: Any) -> Finding:
+        """Return this rule's finding with its evidence (the `Finding` fields after `source`)."""
+        return Finding(
+            kind=self.reason.kind,
+            reason=self.reason,
+            rule=self.id,
+            source=self.source,
+            **evidence,
+        )
+
+
+def rule(id: str, source: str, *, reason_code: str) -> Rule:
+    """Return a rule; ValueError when its reason has no wording (at import, so tests fail)."""
+    return Rule(id, source, reason(reason_code))
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """The outcome of applying every rule to one patient record at one instant."""
 
@@ -124,6 +194,9 @@ class Evaluation:
     skipped: tuple[SkippedResource, ...] = ()
     orders: tuple[MedicationOrder, ...] = ()  # the mipomersen orders evaluated
     therapy_start: datetime | None = None
+    excluded: tuple[SkippedResource, ...] = ()  # not provably this patient's (policy 15)
+    history: tuple[AssessedResult, ...] = ()  # abnormal results that may not decide (policy 13)
+    history_before: datetime | None = None  # where history ends
 
     @property
     def decision(self) -> Finding | None:

@@ -2,7 +2,7 @@
 
 Implements the last row of the Kynamro PI §2.3 dose modification table ("any elevation with
 clinical symptoms of liver injury, bilirubin ≥2× ULN, or active liver disease: discontinue"),
-the boxed warning ("discontinue for clinically significant liver toxicity") and REFERENCE.md
+the boxed warning ("discontinue for clinically significant liver toxicity") and
 project policy 9, with the ≥ thresholds of policy 2.
 
 When a current ALT or AST is ≥3× ULN
@@ -28,12 +28,35 @@ from collections.abc import Sequence
 
 from fhir_mappings.values import Analyte, LiverCondition, LiverConditionKind
 
-from . import catalogue
 from .chart import Chart
 from .config import RuleConfig
-from .decision import AssessedResult, DecisionKind, Finding, Reason
+from .decision import AssessedResult, Finding, Rule, rule
 from .transaminases import elevations, highest, is_within
 from .uln import reaches_multiple
+
+DISCONTINUE_WITH_BILIRUBIN = rule(
+    "label-2.3-discontinue-bilirubin-2x-uln",
+    "Kynamro PI §2.3 dose modification table (transaminase elevation with bilirubin ≥2× ULN); "
+    "project policy 9",
+    reason_code="transaminase-with-bilirubin",
+)
+DISCONTINUE_WITH_SYMPTOMS = rule(
+    "label-2.3-discontinue-liver-injury-symptoms",
+    "Kynamro PI §2.3 dose modification table (transaminase elevation with clinical symptoms of "
+    "liver injury); project policy 9",
+    reason_code="transaminase-with-symptoms",
+)
+DISCONTINUE_WITH_LIVER_DISEASE = rule(
+    "label-2.3-discontinue-active-liver-disease",
+    "Kynamro PI §2.3 dose modification table (transaminase elevation with active liver disease); "
+    "project policy 9",
+    reason_code="transaminase-with-liver-disease",
+)
+RULES: tuple[Rule, ...] = (
+    DISCONTINUE_WITH_BILIRUBIN,
+    DISCONTINUE_WITH_SYMPTOMS,
+    DISCONTINUE_WITH_LIVER_DISEASE,
+)
 
 
 def is_bilirubin_elevation(assessed: AssessedResult, config: RuleConfig) -> bool:
@@ -57,7 +80,7 @@ def bilirubin_with_elevation(
     config = chart.config
     bilirubins = [
         assessed
-        for assessed in chart.results_of(Analyte.TOTAL_BILIRUBIN)
+        for assessed in chart.current_of(Analyte.TOTAL_BILIRUBIN)
         if is_bilirubin_elevation(assessed, config)
     ]
     for elevation in elevated:
@@ -97,10 +120,8 @@ def findings(chart: Chart) -> list[Finding]:
     if with_bilirubin is not None:
         elevation, bilirubin = with_bilirubin
         found.append(
-            _finding(
-                Reason.ELEVATION_WITH_BILIRUBIN,
-                catalogue.DISCONTINUE_WITH_BILIRUBIN,
-                elevation,
+            DISCONTINUE_WITH_BILIRUBIN.finding(
+                deciding=elevation,
                 supporting=(bilirubin,),
             )
         )
@@ -108,40 +129,18 @@ def findings(chart: Chart) -> list[Finding]:
     if with_symptom is not None:
         elevation, symptom = with_symptom
         found.append(
-            _finding(
-                Reason.ELEVATION_WITH_SYMPTOMS,
-                catalogue.DISCONTINUE_WITH_SYMPTOMS,
-                elevation,
+            DISCONTINUE_WITH_SYMPTOMS.finding(
+                deciding=elevation,
                 condition=symptom,
             )
         )
     liver_disease = chart.conditions_of(LiverConditionKind.ACTIVE_LIVER_DISEASE)
     if liver_disease:
         found.append(
-            _finding(
-                Reason.ELEVATION_WITH_LIVER_DISEASE,
-                catalogue.DISCONTINUE_WITH_LIVER_DISEASE,
-                elevated[0],
+            DISCONTINUE_WITH_LIVER_DISEASE.finding(
+                deciding=elevated[0],
                 condition=liver_disease[0],
             )
         )
     return found
 
-
-def _finding(
-    reason: Reason,
-    rule: catalogue.Rule,
-    deciding: AssessedResult,
-    *,
-    supporting: tuple[AssessedResult, ...] = (),
-    condition: LiverCondition | None = None,
-) -> Finding:
-    return Finding(
-        kind=DecisionKind.DISCONTINUE,
-        reason=reason,
-        rule=rule.id,
-        source=rule.source,
-        deciding=deciding,
-        supporting=supporting,
-        condition=condition,
-    )

@@ -1,7 +1,7 @@
 """Apply every liver-safety rule to one patient record at one instant.
 
-Implements REFERENCE.md project policies 1-11 through the rule modules (each cites its own label
-section) and orders what they find.
+Implements project policies 1-15 (docs/clinical-policy.md) through the rule modules (each cites
+its own label section) and orders what they find.
 
 When the rules run for a mipomersen order (ordering) or a patient on mipomersen (chart review)
 Then every finding is returned, most severe first (contraindicated, discontinue, withhold,
@@ -26,32 +26,15 @@ from . import (
 )
 from .chart import read_chart
 from .config import RuleConfig
-from .decision import Evaluation, Finding, Occasion, Reason
-
-# Within one decision kind, the reason a card should lead with comes first.
-REASON_PRIORITY: tuple[Reason, ...] = (
-    Reason.ACTIVE_LIVER_DISEASE,
-    Reason.ELEVATION_WITH_BILIRUBIN,
-    Reason.ELEVATION_WITH_SYMPTOMS,
-    Reason.ELEVATION_WITH_LIVER_DISEASE,
-    Reason.SEVERE_ELEVATION,
-    Reason.CONFIRMED_ELEVATION,
-    Reason.ELEVATION_PENDING_REPEAT,
-    Reason.CONFIRM_ELEVATION,
-    Reason.RESULT_UNUSABLE,
-    Reason.BASELINE_MISSING,
-    Reason.MONITORING_OVERDUE,
-    Reason.BASELINE_ABNORMAL,
-    Reason.RESOLVED_AFTER_ELEVATION,
-    Reason.ABOVE_ULN,
-    Reason.RECORD_UNREADABLE,
-)
-_REASON_RANK: dict[Reason, int] = {reason: rank for rank, reason in enumerate(REASON_PRIORITY)}
+from .decision import Evaluation, Finding, Occasion
 
 
 def order_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
-    """Return the findings most severe first, then by reason priority, otherwise as given."""
-    return tuple(sorted(findings, key=lambda f: (-f.kind.severity, _REASON_RANK[f.reason])))
+    """Return the findings most severe first, then by reason priority, otherwise as given.
+
+    The priority of a reason is its place in `reasons.toml`.
+    """
+    return tuple(sorted(findings, key=lambda f: (-f.kind.severity, f.reason.priority)))
 
 
 def evaluate(
@@ -88,4 +71,7 @@ def evaluate(
         skipped=chart.skipped,
         orders=chart.orders,
         therapy_start=chart.therapy_start,
+        excluded=record.excluded,
+        history=chart.history,
+        history_before=chart.history_before,
     )

@@ -2,16 +2,17 @@
 
 Implements Kynamro PI W&P 5.1 (baseline ALT, AST, alkaline phosphatase and total bilirubin; if
 abnormal, start only after work-up; liver tests monthly in the first year, at least every
-3 months after it) as made concrete by REFERENCE.md project policy 7, and the conservative
+3 months after it) as made concrete by project policy 7, and the conservative
 profile's weekly cadence (policy 1, seed guide 003 Protocol 1).
 
 When a first mipomersen order is being placed (no prior order)
 and ALT, AST, ALP or total bilirubin has no usable result within 30 days before now
 Then repeat tests: the baseline is missing (due now).
 
-When a first mipomersen order is being placed and the latest baseline ALP or total bilirubin is
-above its ULN
-Then monitor closely: start only after the abnormality is worked up.
+When a first mipomersen order is being placed and the latest baseline ALT, AST, ALP or total
+bilirubin is above its ULN
+Then obtain the work-up tests (a warning, policy 14): start only after the abnormality is
+explained or resolved.
 
 When the patient is on therapy (a prior order, or chart review)
 and ALT or AST has no usable result within the monitoring interval before now
@@ -28,22 +29,50 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fhir_mappings.values import Analyte
+from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
 
-from . import catalogue
 from .chart import Chart
-from .decision import AssessedResult, DecisionKind, Finding, FollowUpTest, Reason
+from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
 from .transaminases import by_multiple_descending, is_elevation, is_transaminase, latest_result
 from .uln import is_above_uln
 
-BASELINE_ANALYTES: tuple[Analyte, ...] = (
-    Analyte.ALT,
-    Analyte.AST,
-    Analyte.ALP,
-    Analyte.TOTAL_BILIRUBIN,
+BASELINE = rule(
+    "policy-7-baseline",
+    "Kynamro PI W&P 5.1 (baseline ALT, AST, alkaline phosphatase and total bilirubin before the "
+    "first dose); project policy 7",
+    reason_code="baseline-missing",
 )
-BASELINE_ABNORMAL_ANALYTES: tuple[Analyte, ...] = (Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
-MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+BASELINE_ABNORMAL = rule(
+    "label-5.1-baseline-abnormal",
+    "Kynamro PI W&P 5.1 (abnormal baseline liver tests: start only after work-up); "
+    "project policies 7 and 14",
+    reason_code="baseline-abnormal",
+)
+MONITORING_FIRST_YEAR = rule(
+    "policy-7-monitoring-first-year",
+    "Kynamro PI W&P 5.1 (ALT and AST monthly during the first year); project policy 7",
+    reason_code="monitoring-overdue",
+)
+MONITORING_AFTER_FIRST_YEAR = rule(
+    "policy-7-monitoring-after-first-year",
+    "Kynamro PI W&P 5.1 (ALT and AST at least every 3 months after the first year); "
+    "project policy 7",
+    reason_code="monitoring-overdue",
+)
+MONITORING_CONSERVATIVE = rule(
+    "conservative-weekly-monitoring",
+    "Seed guide 003 Protocol 1 (weekly ALT and AST in the first month and after an "
+    "elevation); project policy 1",
+    reason_code="monitoring-overdue",
+)
+RULES: tuple[Rule, ...] = (
+    BASELINE,
+    BASELINE_ABNORMAL,
+    MONITORING_FIRST_YEAR,
+    MONITORING_AFTER_FIRST_YEAR,
+    MONITORING_CONSERVATIVE,
+)
+
 
 
 def is_within_before(taken: datetime, now: datetime, window: timedelta) -> bool:
@@ -72,9 +101,9 @@ def missing_baseline(chart: Chart) -> tuple[Analyte, ...]:
 
 
 def abnormal_baseline(chart: Chart) -> tuple[AssessedResult, ...]:
-    """Return the latest baseline ALP and total bilirubin that are above ULN, highest first."""
+    """Return the latest baseline ALT, AST, ALP and total bilirubin above ULN, highest first."""
     abnormal: list[AssessedResult] = []
-    for analyte in BASELINE_ABNORMAL_ANALYTES:
+    for analyte in BASELINE_ANALYTES:
         latest = latest_result(baseline_results(chart, analyte), analyte)
         if latest is not None and is_above_uln(latest):
             abnormal.append(latest)
@@ -100,20 +129,20 @@ def has_recent_elevation(chart: Chart) -> bool:
         is_transaminase(a)
         and is_elevation(a, chart.config)
         and is_within_before(a.result.effective, chart.now, window)
-        for a in chart.results
+        for a in chart.current_results
     )
 
 
-def monitoring_interval(chart: Chart) -> tuple[timedelta, catalogue.Rule]:
+def monitoring_interval(chart: Chart) -> tuple[timedelta, Rule]:
     """Return the longest allowed gap between ALT/AST tests now, and the rule setting it."""
     config = chart.config
     if chart.is_conservative and (
         is_in_conservative_first_month(chart) or has_recent_elevation(chart)
     ):
-        return config.conservative_interval, catalogue.MONITORING_CONSERVATIVE
+        return config.conservative_interval, MONITORING_CONSERVATIVE
     if is_in_first_year(chart):
-        return config.first_year_interval, catalogue.MONITORING_FIRST_YEAR
-    return config.maintenance_interval, catalogue.MONITORING_AFTER_FIRST_YEAR
+        return config.first_year_interval, MONITORING_FIRST_YEAR
+    return config.maintenance_interval, MONITORING_AFTER_FIRST_YEAR
 
 
 def is_monitoring_overdue(
@@ -128,13 +157,9 @@ def baseline_findings(chart: Chart) -> list[Finding]:
     found: list[Finding] = []
     missing = missing_baseline(chart)
     if missing:
-        rule = catalogue.BASELINE
+        rule = BASELINE
         found.append(
-            Finding(
-                kind=DecisionKind.REPEAT_TEST,
-                reason=Reason.BASELINE_MISSING,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 missing=missing,
                 follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
                 due=chart.now,
@@ -142,15 +167,13 @@ def baseline_findings(chart: Chart) -> list[Finding]:
         )
     abnormal = abnormal_baseline(chart)
     if abnormal:
-        rule = catalogue.BASELINE_ABNORMAL
+        rule = BASELINE_ABNORMAL
         found.append(
-            Finding(
-                kind=DecisionKind.MONITOR_CLOSELY,
-                reason=Reason.BASELINE_ABNORMAL,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 deciding=abnormal[0],
                 supporting=abnormal[1:],
+                follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL, FollowUpTest.INR),
+                due=chart.now,
             )
         )
     return found
@@ -159,10 +182,10 @@ def baseline_findings(chart: Chart) -> list[Finding]:
 def cadence_findings(chart: Chart) -> list[Finding]:
     """Return the overdue-monitoring finding for a patient on therapy."""
     interval, rule = monitoring_interval(chart)
-    latest = {analyte: chart.latest(analyte) for analyte in MONITORED_ANALYTES}
+    latest = {analyte: chart.latest(analyte) for analyte in TRANSAMINASES}
     overdue = tuple(
         analyte
-        for analyte in MONITORED_ANALYTES
+        for analyte in TRANSAMINASES
         if is_monitoring_overdue(latest[analyte], chart.now, interval)
     )
     if not overdue:
@@ -170,11 +193,7 @@ def cadence_findings(chart: Chart) -> list[Finding]:
     dates = [a.result.effective for analyte in overdue if (a := latest[analyte]) is not None]
     last_tested = min(dates) if len(dates) == len(overdue) else None  # None: never tested
     return [
-        Finding(
-            kind=DecisionKind.REPEAT_TEST,
-            reason=Reason.MONITORING_OVERDUE,
-            rule=rule.id,
-            source=rule.source,
+        rule.finding(
             missing=overdue,
             last_tested=last_tested,
             follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),

@@ -1,19 +1,25 @@
 """Read the transaminases: the current ALT/AST level, confirmation and resolution.
 
-Implements the facts behind the Kynamro PI §2.3 dose modification table and project policies 2, 3
-and 8 of REFERENCE.md. The rules that act on them are `withholding`, `discontinuation` and
-`closer_monitoring`.
+Implements the facts behind the Kynamro PI §2.3 dose modification table and project policies 2, 3,
+8 and 12 (docs/clinical-policy.md). The rules that act on them are `withholding`,
+`discontinuation` and `closer_monitoring`. The results read here are the current ones of policy
+13 (`chart`): history never decides.
 
 When the latest ALT or AST was taken at time T
 Then the current results are the latest ALT and the latest AST, each if taken within the
-confirmation window (7 days) before T or if it is ≥3× ULN (an elevation stays current until a
+current window (7 days) before T or if it is ≥3× ULN (an elevation stays current until a
 later result of the same analyte replaces it, however old it is); the deciding result D is the
 current one with the highest multiple of ULN (ALT first on a tie).
 
 When a result is ≥3× ULN and an earlier ALT or AST result, taken before it (a different specimen
-time) and at most the confirmation window earlier (exactly 7 days counts), was also ≥3× ULN with
-no ALT or AST result below 3× ULN strictly between them
-Then it is a confirmed elevation (policy 3).
+time) and at most the confirmation window earlier (31 days, exactly 31 counts), was also ≥3× ULN
+with no ALT or AST result below 3× ULN strictly between them
+Then it is a confirmed elevation (policy 3, revised 2026-11-30: a late repeat still confirms).
+
+When a result warranted withholding (≥5× ULN, or a confirmed elevation) at time W
+Then withholding lasts until an ALT and an AST taken after W are both below 3× ULN, each the
+latest of its analyte (a later result ≥3× ULN keeps it, however long ago W was); after that
+the episode is resolved (policy 12, PI §2.3 "resume after resolution to <3× ULN").
 
 When no current result is ≥3× ULN but an ALT or AST ≥3× ULN was taken within the resolved-elevation
 lookback before T
@@ -39,8 +45,6 @@ from fhir_mappings.values import TRANSAMINASES, Analyte
 from .config import RuleConfig
 from .decision import AssessedResult
 from .uln import exact_multiple, reaches_multiple
-
-_TRANSAMINASE_ORDER: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +114,11 @@ def current_transaminases(
         return None
     latest_time = max(assessed.result.effective for assessed in transaminases)
     current: list[AssessedResult] = []
-    for analyte in _TRANSAMINASE_ORDER:
+    for analyte in TRANSAMINASES:
         latest = latest_result(transaminases, analyte)
         if latest is None:
             continue
-        recent = latest_time - latest.result.effective <= config.confirmation_window
+        recent = latest_time - latest.result.effective <= config.current_window
         if recent or is_elevation(latest, config):
             current.append(latest)
     return CurrentTransaminases(latest_time=latest_time, current=tuple(current))
@@ -154,13 +158,6 @@ def confirming_result(
     return highest(confirming) if confirming else None
 
 
-def is_confirmed_elevation(
-    candidate: AssessedResult, results: Sequence[AssessedResult], config: RuleConfig
-) -> bool:
-    """Return True when `candidate` is ≥3× ULN and confirmed by an earlier result (policy 3)."""
-    return confirming_result(candidate, results, config) is not None
-
-
 def confirmed_elevation(
     current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
 ) -> tuple[AssessedResult, AssessedResult] | None:
@@ -191,8 +188,65 @@ def earlier_elevation(
     return highest(a for a in previous if a.result.effective == newest)
 
 
-def has_resolved_after_elevation(
-    current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
-) -> bool:
-    """Return True when ALT/AST are below 3× ULN after a recent ≥3× ULN result (PI §2.3)."""
-    return earlier_elevation(current, results, config) is not None
+@dataclass(frozen=True, slots=True)
+class WithholdEpisode:
+    """A time when withholding began (policy 12) and what has been measured since."""
+
+    began_with: AssessedResult  # the ≥5× ULN or confirmed result that warranted withholding
+    since: tuple[AssessedResult, ...]  # later ALT/AST results, oldest first
+    resolved: bool  # a later ALT and a later AST are both below 3× ULN
+
+    def unresolved_analytes(self, config: RuleConfig) -> tuple[Analyte, ...]:
+        """Return the transaminases with no later result, or whose latest is still ≥3× ULN."""
+        return tuple(
+            analyte
+            for analyte in TRANSAMINASES
+            if (latest := latest_result(self.since, analyte)) is None
+            or is_elevation(latest, config)
+        )
+
+
+def latest_withhold_episode(
+    results: Sequence[AssessedResult], config: RuleConfig
+) -> WithholdEpisode | None:
+    """Return the latest withholding episode in the results, resolved or not (policy 12).
+
+    One pass over the ALT/AST results in time order, instant by instant: a result warrants
+    withholding when it is ≥5× ULN, or ≥3× ULN with a result ≥3× ULN at the previous instant
+    no more than the confirmation window earlier (policy 3, as `confirming_result`); an open
+    episode only ends when the latest ALT and AST since it are both below 3× ULN.
+    """
+    instants: dict[datetime, list[AssessedResult]] = {}
+    for assessed in sorted(
+        (a for a in results if is_transaminase(a)), key=lambda a: a.result.effective
+    ):
+        instants.setdefault(assessed.result.effective, []).append(assessed)
+    latest: WithholdEpisode | None = None
+    began_with: AssessedResult | None = None
+    since: list[AssessedResult] = []
+    below: dict[Analyte, bool] = {}
+    previous: tuple[datetime, list[AssessedResult]] | None = None
+    for taken, group in instants.items():
+        if began_with is not None:
+            since.extend(group)
+            below.update((a.result.analyte, not is_elevation(a, config)) for a in group)
+            if all(below.get(analyte, False) for analyte in TRANSAMINASES):
+                latest = WithholdEpisode(began_with, tuple(since), resolved=True)
+                began_with, since, below = None, [], {}
+        else:
+            confirmable = (
+                previous is not None
+                and taken - previous[0] <= config.confirmation_window
+                and any(is_elevation(a, config) for a in previous[1])
+            )
+            warranting = [
+                a
+                for a in group
+                if is_severe_elevation(a, config) or (confirmable and is_elevation(a, config))
+            ]
+            if warranting:
+                began_with = highest(warranting)
+        previous = (taken, group)
+    if began_with is not None:
+        return WithholdEpisode(began_with, tuple(since), resolved=False)
+    return latest

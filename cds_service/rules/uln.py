@@ -1,6 +1,6 @@
 """Set each liver test result against its upper limit of normal (ULN).
 
-Implements REFERENCE.md project policy 4 (where the ULN comes from) and policy 2 ("≥" at every
+Implements project policy 4 (where the ULN comes from) and policy 2 ("≥" at every
 boundary; Kynamro PI boxed warning and §2.3).
 
 When a result carries a positive `reference_high`

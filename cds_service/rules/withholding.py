@@ -8,8 +8,13 @@ When a current ALT or AST is ≥5× ULN
 Then withhold, no confirmation step (both profiles).
 
 When a current ALT or AST is ≥3× ULN and confirmed by an earlier ALT or AST ≥3× ULN at most
-7 days before it, nothing below 3× ULN in between
+31 days before it, nothing below 3× ULN in between
 Then withhold (both profiles); the confirming result is the supporting evidence.
+
+When an earlier ALT or AST warranted withholding (≥5× ULN, or confirmed) and no ALT and AST
+taken after it are both below 3× ULN
+Then keep withholding (both profiles, policy 12), whatever the current level and however long
+ago it began; `missing` names the transaminases not yet back below 3× ULN.
 
 When the elevation is ≥3× and <5× ULN and not confirmed
 Then, under the label profile, repeat the test within one week of it (due now if that week has
@@ -27,19 +32,57 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fhir_mappings.values import Analyte
+from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
 
-from . import catalogue
 from .chart import Chart
-from .decision import AssessedResult, DecisionKind, Finding, FollowUpTest, Reason
+from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
 from .transaminases import confirmed_elevation, elevations, is_severe_elevation
 
-_PANEL_ANALYTES: tuple[Analyte, ...] = (Analyte.TOTAL_BILIRUBIN, Analyte.ALP)
+WITHHOLD_SEVERE = rule(
+    "label-2.3-withhold-5x-uln",
+    "Kynamro PI boxed warning and §2.3 dose modification table (ALT or AST ≥5× ULN: withhold, "
+    "no confirmation step); project policy 2",
+    reason_code="transaminase-5x-uln",
+)
+WITHHOLD_CONFIRMED = rule(
+    "policy-3-confirmed-elevation",
+    "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× ULN confirmed by a repeat "
+    "measurement: withhold); project policy 3",
+    reason_code="confirmed-transaminase-3x-uln",
+)
+WITHHOLD_UNTIL_RESOLVED = rule(
+    "policy-12-withhold-until-resolved",
+    "Kynamro PI §2.3 dose modification table (resume only after transaminases resolve to "
+    "<3× ULN); project policy 12",
+    reason_code="transaminase-not-resolved",
+)
+WITHHOLD_PENDING_REPEAT = rule(
+    "conservative-withhold-3x-uln",
+    "Seed guide 003 (pause at ALT or AST ≥3× ULN, repeat within one week); project policy 1",
+    reason_code="transaminase-3x-uln-pending-repeat",
+)
+CONFIRM_ELEVATION = rule(
+    "label-2.3-confirm-3x-uln",
+    "Kynamro PI §2.3 dose modification table (ALT or AST ≥3× and <5× ULN: confirm with a repeat "
+    "measurement within one week); project policy 3",
+    reason_code="confirm-transaminase-3x-uln",
+)
+RULES: tuple[Rule, ...] = (
+    WITHHOLD_SEVERE,
+    WITHHOLD_CONFIRMED,
+    WITHHOLD_UNTIL_RESOLVED,
+    WITHHOLD_PENDING_REPEAT,
+    CONFIRM_ELEVATION,
+)
+
+
+# PI §2.3 "additional liver-related tests not already done": the baseline tests besides ALT/AST.
+_PANEL_ANALYTES = tuple(a for a in BASELINE_ANALYTES if a not in TRANSAMINASES)
 
 
 def has_result_since(chart: Chart, analyte: Analyte, since: datetime) -> bool:
     """Return True when the analyte has a usable result taken at or after `since`."""
-    return any(a.result.effective >= since for a in chart.results_of(analyte))
+    return any(a.result.effective >= since for a in chart.current_of(analyte))
 
 
 def additional_tests(chart: Chart, elevation: AssessedResult) -> tuple[FollowUpTest, ...]:
@@ -65,45 +108,38 @@ def findings(chart: Chart) -> list[Finding]:
     config = chart.config
     elevated = elevations(chart.transaminases, config)
     if not elevated:
-        return []
+        return _until_resolved(chart)
     deciding = elevated[0]
     if is_severe_elevation(deciding, config):
-        return [_withhold(chart, Reason.SEVERE_ELEVATION, catalogue.WITHHOLD_SEVERE, deciding)]
-    confirmed = confirmed_elevation(chart.transaminases, chart.results, config)
+        return [_withhold(chart, WITHHOLD_SEVERE, deciding)]
+    confirmed = confirmed_elevation(chart.transaminases, chart.current_results, config)
     if confirmed is not None:
         elevation, confirming = confirmed
         return [
             _withhold(
                 chart,
-                Reason.CONFIRMED_ELEVATION,
-                catalogue.WITHHOLD_CONFIRMED,
+                WITHHOLD_CONFIRMED,
                 elevation,
                 supporting=(confirming,),
             )
         ]
+    if chart.is_withholding:
+        return _until_resolved(chart)
     if chart.is_conservative:
         tests = additional_tests(chart, deciding)
         if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:
             tests = (FollowUpTest.HEPATIC_FUNCTION_PANEL, *tests)
-        rule = catalogue.WITHHOLD_PENDING_REPEAT
+        rule = WITHHOLD_PENDING_REPEAT
         return [
-            Finding(
-                kind=DecisionKind.WITHHOLD,
-                reason=Reason.ELEVATION_PENDING_REPEAT,
-                rule=rule.id,
-                source=rule.source,
+            rule.finding(
                 deciding=deciding,
                 follow_up=tests,
                 due=repeat_due(chart, deciding),
             )
         ]
-    rule = catalogue.CONFIRM_ELEVATION
+    rule = CONFIRM_ELEVATION
     return [
-        Finding(
-            kind=DecisionKind.REPEAT_TEST,
-            reason=Reason.CONFIRM_ELEVATION,
-            rule=rule.id,
-            source=rule.source,
+        rule.finding(
             deciding=deciding,
             follow_up=(FollowUpTest.HEPATIC_FUNCTION_PANEL,),
             due=repeat_due(chart, deciding),
@@ -111,19 +147,34 @@ def findings(chart: Chart) -> list[Finding]:
     ]
 
 
+def _until_resolved(chart: Chart) -> list[Finding]:
+    """Return the withhold that lasts until ALT and AST are both below 3× ULN (policy 12)."""
+    episode = chart.withhold_episode
+    if episode is None or episode.resolved:
+        return []
+    tests = additional_tests(chart, episode.began_with)
+    if FollowUpTest.HEPATIC_FUNCTION_PANEL not in tests:  # the panel carries ALT and AST
+        tests = (FollowUpTest.HEPATIC_FUNCTION_PANEL, *tests)
+    rule = WITHHOLD_UNTIL_RESOLVED
+    return [
+        rule.finding(
+            deciding=episode.began_with,
+            supporting=tuple(reversed(episode.since)),
+            missing=episode.unresolved_analytes(chart.config),
+            follow_up=tests,
+            due=chart.now + chart.config.repeat_within,
+        )
+    ]
+
+
 def _withhold(
     chart: Chart,
-    reason: Reason,
-    rule: catalogue.Rule,
+    rule: Rule,
     deciding: AssessedResult,
     *,
     supporting: tuple[AssessedResult, ...] = (),
 ) -> Finding:
-    return Finding(
-        kind=DecisionKind.WITHHOLD,
-        reason=reason,
-        rule=rule.id,
-        source=rule.source,
+    return rule.finding(
         deciding=deciding,
         supporting=supporting,
         follow_up=additional_tests(chart, deciding),

@@ -117,16 +117,25 @@ def test_invalid_listed_condition_is_skipped() -> None:
         ),
     ],
 )
-def test_invalid_mipomersen_request_is_skipped(overrides: dict[str, Any], path: str) -> None:
+def test_invalid_mipomersen_request_still_counts_and_names_the_element(
+    overrides: dict[str, Any], path: str
+) -> None:
+    """Policy 15: identity comes from the medication elements, before validation."""
     record = record_of(medication_request(ATC_MIPOMERSEN, **overrides))
 
-    assert record.medication_orders == ()
+    (order,) = record.medication_orders
+    assert order.matched_by == "ATC C10AX11"
     (skipped,) = record.skipped
-    assert (skipped.resource_type, skipped.path) == ("MedicationRequest", path)
+    assert (skipped.resource_type, skipped.path, skipped.read_in_part) == (
+        "MedicationRequest",
+        path,
+        True,
+    )
     assert skipped.message
+    assert order.problem == skipped
 
 
-def test_invalid_referenced_medication_is_skipped_once_and_not_trusted() -> None:
+def test_invalid_referenced_medication_is_named_once_and_still_identifies_mipomersen() -> None:
     bad_medication = medication(ATC_MIPOMERSEN, form={"text": "pen"}, status=7)
     by_code_only = medication_request(medicationReference={"reference": "Medication/med-1"})
     named_too = medication_request(
@@ -144,8 +153,10 @@ def test_invalid_referenced_medication_is_skipped_once_and_not_trusted() -> None
         ),
     )
     assert [(o.source.id, o.matched_by) for o in record.medication_orders] == [
-        ("mr-2", "text 'Kynamro'")
+        ("mr-1", "ATC C10AX11"),
+        ("mr-2", "ATC C10AX11"),
     ]
+    assert {o.problem for o in record.medication_orders} == set(record.skipped)
 
 
 def test_valid_referenced_medication_is_validated_once() -> None:

@@ -201,4 +201,4 @@ def run(
 
 def reasons(evaluation: Evaluation) -> list[str]:
     """Return `kind/reason` of every finding, in order: the row a table test compares."""
-    return [f"{f.kind.value}/{f.reason.value}" for f in evaluation.findings]
+    return [f"{f.kind.value}/{f.reason.code}" for f in evaluation.findings]

@@ -34,4 +34,5 @@ def test_invalid_configuration_is_refused(overrides: dict[str, Any], message: st
 def test_defaults_are_the_project_policy() -> None:
     config = RuleConfig()
     assert config.default_uln[Analyte.ALT] == 40.0
-    assert config.confirmation_window == timedelta(days=7)
+    assert config.confirmation_window == timedelta(days=31)  # policy 3, revised 2026-11-30
+    assert config.current_window == timedelta(days=7)

@@ -41,8 +41,8 @@ Entry = LabResult | LiverCondition | MedicationOrder
         pytest.param(
             CHART_REVIEW,
             [order(200), *normal_panel(), liver_disease()],
-            [],
-            id="chart review + liver disease, normal tests: no card",
+            ["contraindicated/active-liver-disease-on-therapy"],
+            id="policy 10: chart review + liver disease, normal tests: reassess therapy",
         ),
         pytest.param(
             ORDERING, [*normal_panel(), symptom()], [], id="new order + symptom only: no card"
@@ -50,7 +50,7 @@ Entry = LabResult | LiverCondition | MedicationOrder
         pytest.param(ORDERING, [*normal_panel()], [], id="new order, no condition: no card"),
     ],
 )
-def test_contraindicated_on_ordering_only(
+def test_contraindicated_on_orders_and_on_therapy(
     occasion: Occasion, entries: list[Entry], expected: list[str]
 ) -> None:
     assert reasons(run(*entries, occasion=occasion)) == expected

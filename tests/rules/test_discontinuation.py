@@ -18,6 +18,7 @@ WITH_BILIRUBIN = "discontinue/transaminase-with-bilirubin"
 WITH_SYMPTOMS = "discontinue/transaminase-with-symptoms"
 WITH_LIVER_DISEASE = "discontinue/transaminase-with-liver-disease"
 CONFIRM = "repeat-test/confirm-transaminase-3x-uln"
+REASSESS = "contraindicated/active-liver-disease-on-therapy"  # policy 10, revised
 WITHHOLD_5X = "withhold/transaminase-5x-uln"
 ABOVE_ULN = "monitor-closely/transaminase-above-uln"
 
@@ -85,17 +86,17 @@ Entry = LabResult | LiverCondition
         pytest.param([alt(60), ast(30), symptom(0)], [ABOVE_ULN], id="symptom, ALT below 3x: no"),
         pytest.param(
             [alt(130), ast(30), liver_disease(400)],
-            [WITH_LIVER_DISEASE, CONFIRM],
+            [REASSESS, WITH_LIVER_DISEASE, CONFIRM],
             id="active liver disease (any date) + ALT 3x",
         ),
         pytest.param(
             [alt(30), ast(30), liver_disease(400)],
-            [],
-            id="active liver disease, normal ALT/AST, chart review: no card",
+            [REASSESS],
+            id="active liver disease, normal ALT/AST, chart review: reassess therapy",
         ),
         pytest.param(
             [alt(130), ast(30), tbili(2.4), symptom(1), liver_disease()],
-            [WITH_BILIRUBIN, WITH_SYMPTOMS, WITH_LIVER_DISEASE, CONFIRM],
+            [REASSESS, WITH_BILIRUBIN, WITH_SYMPTOMS, WITH_LIVER_DISEASE, CONFIRM],
             id="all three paths",
         ),
     ],
@@ -116,14 +117,14 @@ def test_window_is_measured_from_any_current_elevation() -> None:
     # AST 3x 6 days ago is current; bilirubin 20 days ago is within 14 days of it only.
     entries = [alt(200), ast(130, 6), tbili(2.4, 20), ast(130, 9)]
     finding = run(ON_THERAPY, *entries).findings[0]
-    assert finding.reason.value == "transaminase-with-bilirubin"
+    assert finding.reason.code == "transaminase-with-bilirubin"
     assert finding.deciding is not None and finding.deciding.result.analyte is Analyte.AST
 
 
 def test_symptom_and_liver_disease_findings_name_the_condition() -> None:
     jaundice = symptom(1)
     cirrhosis = liver_disease()
-    findings = run(ON_THERAPY, alt(130), ast(30), jaundice, cirrhosis).findings
+    findings = run(ON_THERAPY, alt(130), ast(30), jaundice, cirrhosis).findings[1:]
     assert findings[0].condition == jaundice
     assert findings[0].rule == "label-2.3-discontinue-liver-injury-symptoms"
     assert findings[1].condition == cirrhosis

@@ -10,9 +10,9 @@ from datetime import datetime
 import pytest
 
 import cds_service.rules as rules
-from cds_service.rules import DecisionKind, Occasion, Reason, evaluate
+from cds_service.rules import DecisionKind, Occasion, evaluate
 from cds_service.rules.catalogue import ALL_RULES
-from cds_service.rules.engine import REASON_PRIORITY
+from cds_service.rules.decision import reason, reason_table
 from fhir_mappings.values import Analyte, PatientRecord
 
 from .builders import (
@@ -59,7 +59,7 @@ def test_findings_most_severe_first() -> None:
         "discontinue/transaminase-with-liver-disease",
         "withhold/transaminase-5x-uln",
         "repeat-test/latest-result-unusable",
-        "monitor-closely/baseline-abnormal",
+        "repeat-test/baseline-abnormal",  # a warning since policy 14
         "monitor-closely/record-unreadable",
     ]
     assert evaluation.kind is DecisionKind.CONTRAINDICATED
@@ -83,8 +83,19 @@ def test_evaluation_carries_its_inputs_and_results_newest_first() -> None:
     assert evaluation.therapy_start == NOW
 
 
-def test_every_reason_has_a_priority_and_every_rule_a_unique_id() -> None:
-    assert sorted(REASON_PRIORITY) == sorted(Reason)
+def test_every_reason_has_wording_and_every_wording_entry_a_rule() -> None:
+    table = reason_table()
+    used = {rule.reason.code for rule in ALL_RULES}
+    assert used == set(table.reasons) == set(table.summaries) == set(table.advice)
+    assert set(table.indicators) == set(DecisionKind) - {DecisionKind.NONE}
+
+
+def test_a_reason_without_wording_is_refused() -> None:
+    with pytest.raises(ValueError, match="no entry in rules/reasons.toml"):
+        reason("transaminase-10x-uln")
+
+
+def test_every_rule_has_a_unique_id_and_a_source() -> None:
     ids = [rule.id for rule in ALL_RULES]
     assert len(ids) == len(set(ids))
     assert all(rule.source for rule in ALL_RULES)

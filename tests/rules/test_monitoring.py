@@ -32,7 +32,7 @@ from .builders import (
 )
 
 BASELINE_MISSING = "repeat-test/baseline-missing"
-BASELINE_ABNORMAL = "monitor-closely/baseline-abnormal"
+BASELINE_ABNORMAL = "repeat-test/baseline-abnormal"  # a warning since policy 14
 OVERDUE = "repeat-test/monitoring-overdue"
 ABOVE_ULN = "monitor-closely/transaminase-above-uln"
 RESOLVED = "monitor-closely/resolved-after-elevation"
@@ -65,8 +65,8 @@ Entry = LabResult | MedicationOrder
         ),
         pytest.param(
             [alt(50), ast(22), tbili(0.6), alp(80)],
-            [ABOVE_ULN],
-            id="ALT above ULN at baseline: closer monitoring",
+            [BASELINE_ABNORMAL, ABOVE_ULN],
+            id="policy 14: ALT above ULN at baseline: work-up",
         ),
         pytest.param(
             [

@@ -54,9 +54,15 @@ ABOVE_ULN = "monitor-closely/transaminase-above-uln"
         ),
         pytest.param(
             LABEL,
-            [alt(130), alt(125, 7, minutes_ago=1), ast(30)],
+            [alt(130), alt(125, 31, minutes_ago=1), ast(30)],
             [CONFIRM],
-            id="label: 7 days + 1 minute earlier does not confirm",
+            id="label: 31 days + 1 minute earlier does not confirm",
+        ),
+        pytest.param(
+            LABEL,
+            [alt(130), alt(125, 8), ast(30)],
+            [WITHHOLD_CONFIRMED],
+            id="policy 3: a repeat 8 days later still confirms",
         ),
         pytest.param(
             LABEL,
