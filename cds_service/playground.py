@@ -15,6 +15,7 @@ Feedback goes to the real `POST /cds-services/{id}/feedback`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from .discovery import ServiceDefinition, find_service
 from .errors import BadRequest, HttpError, NotFound
 from .evaluation import HookAnswer, answer_hook
 from .hook_request import decode_json_body
+from .request_limits import HTTP_LIMITS, bounded_work
 from .responses import json_response
 from .rules import AssessedResult, Evaluation
 from .timeline import timeline_points, timeline_svg
@@ -94,10 +96,14 @@ def example(name: str) -> Response:
 @bp.post("/playground/api/evaluate")
 def evaluate() -> Response:
     """Evaluate a hook request or a Bundle as the service would, and explain the answer."""
-    form = decode_json_body(request.get_data(cache=False))
+    state = service_state()
+    # The input sits one level down in the form, so it may nest as deep as the API allows.
+    max_depth = state.settings.security.max_json_depth + 1
+    form = decode_json_body(request.get_data(cache=False), max_depth=max_depth)
     if not isinstance(form, dict):
         raise BadRequest("the playground sends a JSON object")
-    state = service_state()
+    sent = form.get("input")
+    is_bundle = isinstance(sent, dict) and sent.get("resourceType") == "Bundle"
     pinned = _pinned_now(form.get("now"))
     try:
         service, body = _hook_request(form, pinned or state.clock())
@@ -106,7 +112,11 @@ def evaluate() -> Response:
     except FhirMappingError as error:
         raise BadRequest(str(error), path=error.path) from None
     try:
-        with state.audit.hook_call(service.id, now=state.clock()) as call:
+        # A hook request meets the HTTP API's limits, so the page decides as the API does; a
+        # Bundle (a Synthea patient may hold thousands of resources) is read as `evaluate` does.
+        limits = None if is_bundle else HTTP_LIMITS
+        bounded = bounded_work(HTTP_LIMITS) if limits else contextlib.nullcontext()
+        with state.audit.hook_call(service.id, now=state.clock()) as call, bounded:
             call.body = body
             call.answer = answer = answer_hook(
                 body,
@@ -115,6 +125,7 @@ def evaluate() -> Response:
                 now=pinned or call.now,
                 new_id=state.new_id,
                 fetcher=state.fetcher,
+                limits=limits,
             )
     except HttpError as error:  # the service's refusal is what the developer came to see
         refused = {"service": service.id, "request": body, "status": error.status}

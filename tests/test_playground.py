@@ -228,3 +228,13 @@ def test_without_chromium_the_browser_tests_say_why_they_are_skipped(
     monkeypatch.setattr(browser, "CHROMIUM", "/nonexistent/chromium")
     reason = browser.why_no_browser()
     assert reason is not None and "Chromium is not installed" in reason
+
+
+def test_a_hook_request_meets_the_apis_limits_in_the_playground(client: FlaskClient) -> None:
+    request = json.loads(json.dumps(WITHHOLD))
+    labs = request["prefetch"]["liverLabs"]
+    labs["entry"] = labs["entry"] * (1001 // len(labs["entry"]) + 1)
+    body = evaluate(client, input=request, now="2026-11-23T12:00:00Z")
+    api = client.post("/cds-services/mipomersen-order-sign", json=request)
+    assert body["status"] == api.status_code == 400
+    assert body["response"] == api.get_json()
