@@ -23,6 +23,7 @@ from .logging_setup import install_request_log
 from .metrics import Metrics, install_metrics
 from .responses import json_response
 from .settings import Settings, load_settings, require_serving_settings
+from .startup import log_startup_notes_once
 from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
@@ -67,6 +68,7 @@ def create_app(
         timeout_seconds=settings.database_timeout_seconds,
         tolerate_outage=True,
     )
+    log_startup_notes_once(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = Metrics()
@@ -90,6 +92,10 @@ def create_app(
 
     app.register_blueprint(bp)
     app.register_blueprint(operations_bp)
+    if settings.playground:  # only ever with authentication off (config refuses otherwise)
+        from .playground import install_playground
+
+        install_playground(app)
     # Order matters: the request log times everything; preflights are answered before auth.
     install_request_log(app)
     install_metrics(app, metrics)

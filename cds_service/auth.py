@@ -349,11 +349,7 @@ def install_authentication(
     replay_store: ReplayStore | None = None,
 ) -> None:
     """Require a valid JWT on every request of `app` (unless `MIPOMERSEN_CDS_AUTH=off`)."""
-    if settings.auth is AuthMode.OFF:
-        logger.warning(
-            f"authentication is OFF ({Settings.variable('auth')}=off): anyone who can reach "
-            "this server can call it; use this for local development only"
-        )
+    if settings.auth is AuthMode.OFF:  # logged once per server by `startup`
         return
     authenticator = Authenticator(
         settings,

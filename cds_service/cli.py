@@ -9,30 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, TextIO
 
-from fhir_mappings import (
-    FhirItem,
-    FhirMappingError,
-    parse_fhir_datetime,
-    preload_validators,
-    read_resources,
-)
+from fhir_mappings import FhirMappingError, parse_fhir_datetime, preload_validators
 
-from .cards import no_card_text
+from .bundles import HOOK_SERVICES as _HOOK_SERVICES
+from .bundles import bundle_to_hook_request
 from .corpus import corpus_files, run_corpus
-from .discovery import (
-    CONDITIONS_KEY,
-    LIVER_LABS_KEY,
-    MEDICATIONS_KEY,
-    PATIENT_KEY,
-    SERVICES,
-    ServiceDefinition,
-)
+from .dev_token import add_command as add_dev_token_command
+from .discovery import ServiceDefinition
 from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
@@ -46,16 +37,14 @@ from .settings import (
     settings_report,
 )
 from .storage import open_database
+from .terminal import render_answer
 from .what_if import with_mipomersen_order
 
 EXIT_BAD_INPUT = 2
-_HOOK_SERVICES = {service.hook: service for service in SERVICES}
-_PREFETCH_KEYS = {
-    "Observation": LIVER_LABS_KEY,
-    "MedicationRequest": MEDICATIONS_KEY,
-    "Medication": MEDICATIONS_KEY,
-    "Condition": CONDITIONS_KEY,
-}
+# A date alone or a time without an offset would leave the instant to guess: refused.
+_DATE_TIME_WITH_OFFSET = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+)
 
 _DESCRIPTION = """\
 Mipomersen (Kynamro) liver-safety CDS Hooks 2.0 service.
@@ -114,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION.format(settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_installed_version()}"
+    )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -157,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--now",
-        help="evaluation instant as an ISO 8601 date-time with offset (default: the clock)",
+        help="evaluation instant as an ISO 8601 date-time with offset, e.g. "
+        "2026-11-23T12:00:00Z; a date alone is refused (default: the clock)",
     )
     evaluate.add_argument(
         "--profile",
@@ -200,7 +193,15 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--format", choices=["text", "json"], default="text")
     shown.set_defaults(handler=_settings)
     add_record_commands(commands)
+    add_dev_token_command(commands)
     return parser
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("mipomersen-cds")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare source tree
+        return "unknown (not installed)"
 
 
 def _serve(arguments: argparse.Namespace) -> int:
@@ -272,7 +273,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         _print(json.dumps(answered.body, ensure_ascii=False, indent=2), sys.stdout)
     else:
-        _print(render_text(answered, settings), sys.stdout)
+        _print(render_answer(answered, terminal=sys.stdout.isatty()), sys.stdout)
     return 0
 
 
@@ -354,20 +355,29 @@ def _new_id() -> str:
 
 
 def _parse_now(text: str | None) -> datetime:
+    """Return the evaluation instant: a full date-time with an offset, nothing less."""
     if text is None:
         return datetime.now(UTC)
+    problem = f"--now {text!r} is not an ISO 8601 date-time with offset (e.g. 2026-11-23T12:00:00Z)"
+    if not _DATE_TIME_WITH_OFFSET.fullmatch(text):
+        raise _InputError(problem)
     try:
         moment, _ = parse_fhir_datetime(text, "--now")
-    except FhirMappingError as error:
-        raise _InputError(f"--now {text!r} is not an ISO 8601 date-time ({error})") from None
+    except FhirMappingError:
+        raise _InputError(problem) from None
     return moment
 
 
 def _read_input(name: str) -> bytes:
     if name == "-":
-        return sys.stdin.buffer.read()
-    with open(name, "rb") as handle:
-        return handle.read()
+        data = sys.stdin.buffer.read()
+    else:
+        with open(name, "rb") as handle:
+            data = handle.read()
+    if not data.strip():
+        where = "standard input" if name == "-" else name
+        raise _InputError(f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON")
+    return data
 
 
 class _InputError(CdsServiceError):
@@ -407,82 +417,6 @@ def _as_hook_request(body: Any, hook: str | None) -> tuple[ServiceDefinition, An
     if hook is not None and hook != sent_hook:
         raise _InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
     return service, body
-
-
-def bundle_to_hook_request(
-    bundle: dict[str, Any], hook: str | None
-) -> tuple[ServiceDefinition, Any]:
-    """Turn a patient Bundle into a CDS Hooks request: drafts to draftOrders, the rest prefetch."""
-    patient_id: str | None = None
-    drafts: list[FhirItem] = []
-    prefetch: dict[str, list[FhirItem]] = {
-        key: [] for key in dict.fromkeys(_PREFETCH_KEYS.values())
-    }
-    patient: FhirItem | None = None
-    for item in read_resources(bundle, "bundle"):
-        resource = item.resource
-        kind = resource.get("resourceType")
-        if kind == "Patient" and patient is None:
-            patient = item
-            patient_id = resource.get("id") if isinstance(resource.get("id"), str) else None
-        elif kind == "MedicationRequest" and resource.get("status") == "draft":
-            drafts.append(item)
-        elif kind in _PREFETCH_KEYS:
-            prefetch[_PREFETCH_KEYS[kind]].append(item)
-    if patient is None or patient_id is None:
-        raise _InputError("the Bundle has no Patient with an id, so there is no patient in context")
-    hook = hook or ("order-sign" if drafts else "patient-view")
-    context: dict[str, Any] = {"userId": "Practitioner/cli", "patientId": patient_id}
-    if hook in ("order-select", "order-sign"):
-        context["draftOrders"] = _collection(drafts)
-        if hook == "order-select":
-            context["selections"] = [
-                f"MedicationRequest/{draft.resource['id']}"
-                for draft in drafts
-                if isinstance(draft.resource.get("id"), str)
-            ]
-    request_prefetch: dict[str, Any] = {key: _collection(items) for key, items in prefetch.items()}
-    # A Bundle (not the bare Patient) keeps its fullUrl, which `urn:uuid:` subjects refer to.
-    request_prefetch[PATIENT_KEY] = _collection([patient])
-    request = {
-        "hook": hook,
-        "hookInstance": str(uuid.uuid4()),
-        "context": context,
-        "prefetch": request_prefetch,
-    }
-    return _HOOK_SERVICES[hook], request
-
-
-def _collection(items: list[FhirItem]) -> dict[str, Any]:
-    """Return a collection Bundle of `items`, each entry with its original fullUrl."""
-    entries: list[dict[str, Any]] = []
-    for item in items:
-        entry: dict[str, Any] = {"resource": item.resource}
-        if item.full_url is not None:
-            entry["fullUrl"] = item.full_url
-        entries.append(entry)
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
-
-
-def render_text(answer: HookAnswer, settings: Settings) -> str:
-    """Return the response as a clinician would read it in an EHR."""
-    cards = answer.body["cards"]
-    if not cards:
-        return no_card_text(answer.evaluation)
-    blocks = []
-    for card in cards:
-        lines = [f"[{card['indicator'].upper()}] {card['summary']}", "", card.get("detail", "")]
-        for suggestion in card.get("suggestions", []):
-            lines.append("")
-            lines.append(f"Suggestion: {suggestion['label']}")
-            for action in suggestion.get("actions", []):
-                lines.append(f"  - {action['type']}: {action['description']}")
-        reasons = "; ".join(reason["display"] for reason in card.get("overrideReasons", []))
-        if reasons:
-            lines.extend(["", f"Override reasons: {reasons}"])
-        lines.extend(["", f"Source: {card['source']['label']}"])
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
 
 
 def _print(text: str, stream: TextIO) -> None:

@@ -20,15 +20,17 @@ from cds_service.server import (
     warm_up,
 )
 from cds_service.settings import load_settings
+from cds_service.startup import log_startup_notes_in_master
 
 _settings = load_settings(os.environ)
 globals().update(gunicorn_options(_settings))
 
 
 def on_starting(server: Any) -> None:
-    """Prepare the metrics directory and draining in the master, before any worker exists."""
+    """Prepare the metrics directory, draining and the start-up warnings in the master, once."""
     prepare_metrics_directory(_settings.data_dir)
     install_draining(server, _settings.drain_seconds)
+    log_startup_notes_in_master(_settings)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -18,8 +18,10 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_mappings import FhirMappingError, parse_fhir_datetime
@@ -27,7 +29,14 @@ from fhir_mappings import FhirMappingError, parse_fhir_datetime
 from .errors import CdsServiceError
 from .report import build_report, render_text
 from .settings import Settings, load_settings
-from .storage import Database, describe_database_error, head_revision, open_database, upgrade
+from .storage import (
+    Database,
+    describe_database_error,
+    head_revision,
+    open_database,
+    upgrade,
+)
+from .storage.database import is_sqlite
 from .storage.models import iso_instant
 from .storage.repository import (
     audit_records,
@@ -114,6 +123,8 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
         try:
             settings = load_settings(os.environ)
             url = settings.database_url
+            _say_which_database(url)
+            _require_existing_sqlite(url)
             with open_database(url, timeout_seconds=COMMAND_TIMEOUT_SECONDS) as database:
                 command(arguments, settings, database)
         except _InputError as error:
@@ -129,6 +140,33 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
 
 class _InputError(CdsServiceError):
     """An argument the command cannot use."""
+
+
+def describe_database(url: str) -> str:
+    """Return the database a URL names, for people: a SQLite file's path, else the URL."""
+    parsed = make_url(url)
+    if is_sqlite(parsed):
+        return f"SQLite file {Path(parsed.database or '').absolute()}"
+    return parsed.render_as_string(hide_password=True)  # never print a password
+
+
+def _say_which_database(url: str) -> None:
+    """Print on standard error which database the command uses (stdout stays the data)."""
+    sys.stderr.write(
+        f"mipomersen-cds: using {describe_database(url)} "
+        "(MIPOMERSEN_CDS_DATABASE_URL, else MIPOMERSEN_CDS_DATA_DIR)\n"
+    )
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Refuse a SQLite file that does not exist, rather than report on a new, empty one."""
+    parsed = make_url(url)
+    if is_sqlite(parsed) and not Path(parsed.database or "").exists():
+        raise _InputError(
+            f"no database at {Path(parsed.database or '').absolute()}: run the command where "
+            "the service runs, or set MIPOMERSEN_CDS_DATA_DIR or MIPOMERSEN_CDS_DATABASE_URL "
+            "to the service's database (`mipomersen-cds db upgrade` creates a new one)"
+        )
 
 
 def _since(text: str | None) -> datetime | None:
@@ -192,6 +230,7 @@ def _purge(arguments: argparse.Namespace, settings: Settings, db: Database) -> N
 def _upgrade(_arguments: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ)
+        _say_which_database(settings.database_url)
         upgrade(settings.database_url)
     except CdsServiceError as error:
         return _fail(f"configuration error: {error}", EXIT_BAD_INPUT)

@@ -847,6 +847,12 @@ def load_settings(
         raise ConfigurationError(_describe(error)) from None
     except ValueError as error:
         raise ConfigurationError(f"{prefix}*: inconsistent rule settings: {error}") from None
+    if settings.playground and settings.auth is not AuthMode.OFF:
+        # The playground calls hooks without a JWT and may pin the evaluation time.
+        raise ConfigurationError(
+            f"{Settings.variable('playground')}=on needs {Settings.variable('auth')}=off: the "
+            "playground is for local development and must not be served by a deployed service"
+        )
     return settings
 
 

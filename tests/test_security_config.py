@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
@@ -13,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service import create_app
 from cds_service.errors import ConfigurationError
 from cds_service.settings import (
     AuthMode,
@@ -258,24 +255,6 @@ def test_the_readme_issuer_examples_are_valid_settings() -> None:
     assert pinned.jwks_url == "https://sandbox.cds-hooks.org/.well-known/jwks.json"
     (fetched,) = epic.trusted_issuers.values()
     assert fetched.jwks_url and not fetched.keys and fetched.tenants == {"example-health"}
-
-
-def test_the_readme_recipe_for_a_local_token_works(tmp_path: Path) -> None:
-    (snippet,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(snippet, {})  # the README's own example
-    issuers, token = output.getvalue().splitlines()
-    app = create_app(
-        {
-            "TRUSTED_ISSUERS": issuers,
-            "PUBLIC_URL": "http://127.0.0.1:8080",
-            "DATA_DIR": str(tmp_path),
-        },
-        environ={},
-    )
-    response = app.test_client().get("/cds-services", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
 
 
 _json = st.recursive(
