@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from .errors import CdsServiceError
-from .settings import load_settings
+from .settings import Settings, load_settings
+
+ISSUERS = Settings.variable("trusted_issuers")
 
 DEV_ISSUER = "https://dev-token.mipomersen-cds.invalid"  # `.invalid`: never a real host
 KEY_ID = "mipomersen-cds-dev-1"
@@ -41,11 +43,11 @@ def add_command(commands: Any) -> None:
         description=(
             "Mint a CDS Hooks JWT for URL, signed with a local ES384 key kept in the data "
             "directory (made on first use). --trusted-issuers prints the "
-            "MIPOMERSEN_CDS_TRUSTED_ISSUERS value that trusts the key. Local development only."
+            f"{ISSUERS} value that trusts the key. Local development only."
         ),
         epilog=(
             "Example (see the README, 'Authentication locally'):\n"
-            "  export MIPOMERSEN_CDS_TRUSTED_ISSUERS=\"$(mipomersen-cds dev-token "
+            f"  export {ISSUERS}=\"$(mipomersen-cds dev-token "
             '--trusted-issuers)"\n'
             "  TOKEN=$(mipomersen-cds dev-token "
             "http://127.0.0.1:8080/cds-services/mipomersen-order-sign)"
@@ -56,12 +58,13 @@ def add_command(commands: Any) -> None:
         "url",
         metavar="URL",
         nargs="?",
-        help="the exact URL the token is for (its aud): MIPOMERSEN_CDS_PUBLIC_URL + the path",
+        help="the exact URL the token is for (its aud): "
+        f"{Settings.variable('public_url')} + the path",
     )
     command.add_argument(
         "--trusted-issuers",
         action="store_true",
-        help="print the MIPOMERSEN_CDS_TRUSTED_ISSUERS value for the local key instead",
+        help=f"print the {ISSUERS} value for the local key instead",
     )
     command.add_argument(
         "--lifetime",

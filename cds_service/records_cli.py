@@ -154,7 +154,7 @@ def _say_which_database(url: str) -> None:
     """Print on standard error which database the command uses (stdout stays the data)."""
     sys.stderr.write(
         f"mipomersen-cds: using {describe_database(url)} "
-        "(MIPOMERSEN_CDS_DATABASE_URL, else MIPOMERSEN_CDS_DATA_DIR)\n"
+        f"({Settings.variable('database_url')}, else {Settings.variable('data_dir')})\n"
     )
 
 
@@ -164,8 +164,9 @@ def _require_existing_sqlite(url: str) -> None:
     if is_sqlite(parsed) and not Path(parsed.database or "").exists():
         raise _InputError(
             f"no database at {Path(parsed.database or '').absolute()}: run the command where "
-            "the service runs, or set MIPOMERSEN_CDS_DATA_DIR or MIPOMERSEN_CDS_DATABASE_URL "
-            "to the service's database (`mipomersen-cds db upgrade` creates a new one)"
+            f"the service runs, or set {Settings.variable('data_dir')} or "
+            f"{Settings.variable('database_url')} to the service's database "
+            "(`mipomersen-cds db upgrade` creates a new one)"
         )
 
 

@@ -167,7 +167,7 @@ def _switch(value: object) -> bool:
     word = _word(value)
     if word in _TRUE or word in _FALSE:
         return word in _TRUE
-    raise _bad(value, "must be true or false")
+    raise _bad(value, "must be true or false (on or off, yes or no, 1 or 0)")
 
 
 def _items(value: object) -> tuple[str, ...]:

@@ -46,9 +46,14 @@ CLI_LINES = [
 ]
 
 
+# Inside the image the console script is on PATH: commands run in a container are exempt.
+_IN_A_CONTAINER = ("docker ", "kubectl ")
+
+
 def test_no_command_assumes_the_cli_is_on_path() -> None:
     for line in shell_lines(README) + shell_lines(EXAMPLES_README):
-        assert not _BARE_CLI.search(line), line
+        if not line.startswith(_IN_A_CONTAINER):
+            assert not _BARE_CLI.search(line), line
 
 
 @pytest.mark.parametrize("line", CLI_LINES, ids=range(len(CLI_LINES)))

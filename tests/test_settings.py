@@ -258,7 +258,6 @@ def test_every_rule_field_is_set_from_its_variable() -> None:
         pytest.param({}, False, id="auth-on-no-playground"),
         pytest.param({"AUTH": "off"}, True, id="auth-off-playground"),
         pytest.param({"AUTH": "off", "PLAYGROUND": "off"}, False, id="turned-off"),
-        pytest.param({"PLAYGROUND": "on"}, True, id="turned-on-with-auth"),
     ],
 )
 def test_playground_defaults_to_on_only_without_authentication(
