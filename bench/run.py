@@ -36,9 +36,9 @@ from bench.audit_cost import percentile
 from bench.loadgen import LoadResult, run_load
 from bench.workload import NOW, encoded, order_sign_request
 from cds_service import create_app
-from cds_service.config import load_settings
 from cds_service.discovery import find_service
 from cds_service.evaluation import answer_hook
+from cds_service.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

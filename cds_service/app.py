@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import requests
 from flask import Flask, Response, current_app
@@ -16,19 +15,18 @@ from werkzeug.exceptions import HTTPException
 
 from .audit import AuditTrail
 from .auth import install_authentication
-from .config import Settings, load_settings
-from .errors import HttpError
+from .errors import HttpError, InternalError, from_werkzeug
 from .evaluation import PrefetchFetcher
 from .fhir_client import FhirClient, build_session
 from .http_hardening import install_http_hardening
 from .logging_setup import install_request_log
 from .metrics import Metrics, install_metrics
 from .responses import json_response
-from .security_config import require_serving_settings
+from .settings import Settings, load_settings, require_serving_settings
+from .startup import log_startup_notes_once
 from .storage import Database, open_database
 
 EXTENSION_NAME = "mipomersen_cds"
-_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
 
 logger = logging.getLogger(__name__)
 
@@ -64,23 +62,23 @@ def create_app(
     schema); `ServiceState.database.close()` releases it.
     """
     settings = load_settings(os.environ if environ is None else environ, overrides)
-    require_serving_settings(settings.security)  # refuse before anything touches the disk
+    require_serving_settings(settings)  # refuse before anything touches the disk
     database = open_database(
         settings.database_url,
         timeout_seconds=settings.database_timeout_seconds,
         tolerate_outage=True,
     )
+    log_startup_notes_once(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     metrics = Metrics()
     app.extensions[EXTENSION_NAME] = ServiceState(
         settings=settings,
         clock=clock or _utc_now,
         new_id=new_id or _random_uuid,
         fetcher=FhirClient(
-            fhir_session or build_session(settings.fhir),
-            settings.fhir,
+            fhir_session or build_session(settings),
+            settings,
             observe=metrics.observe_fetch,
         ),
         database=database,
@@ -94,10 +92,14 @@ def create_app(
 
     app.register_blueprint(bp)
     app.register_blueprint(operations_bp)
+    if settings.playground:  # only ever with authentication off (config refuses otherwise)
+        from .playground import install_playground
+
+        install_playground(app)
     # Order matters: the request log times everything; preflights are answered before auth.
     install_request_log(app)
     install_metrics(app, metrics)
-    install_http_hardening(app, settings.security)
+    install_http_hardening(app, settings)
     install_authentication(app, settings)
     app.register_error_handler(HttpError, _render_http_error)
     app.register_error_handler(HTTPException, _render_werkzeug_error)
@@ -124,39 +126,10 @@ def _render_http_error(error: HttpError) -> Response:
 
 
 def _render_werkzeug_error(error: HTTPException) -> Response:
-    status = error.code or 500
-    headers: dict[str, Any] = {}
-    if status == 405:
-        headers["Allow"] = ", ".join(sorted(getattr(error, "valid_methods", None) or ()))
-    message = {
-        404: "no such CDS Service or endpoint",
-        405: "method not allowed on this endpoint",
-        413: "request body is larger than this service accepts",
-    }.get(status, error.name)
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error",
-                "code": _HTTP_ISSUE_CODES.get(status, "processing"),
-                "diagnostics": message,
-            }
-        ],
-    }
-    return json_response(outcome, status=status, headers=headers)
+    return _render_http_error(from_werkzeug(error))
 
 
 def _render_unexpected_error(error: Exception) -> Response:
     # The stack trace goes to the log only; the client learns nothing about internals.
     logger.exception("unexpected error while handling a request")
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error",
-                "code": "exception",
-                "diagnostics": "internal error; the service has logged it",
-            }
-        ],
-    }
-    return json_response(outcome, status=500)
+    return _render_http_error(InternalError())

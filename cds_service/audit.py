@@ -50,6 +50,7 @@ class HookCall:
     now: datetime
     body: Any = None
     answer: HookAnswer | None = None
+    record_id: int | None = None  # the audit record's id, once written
 
 
 class AuditTrail:
@@ -101,7 +102,7 @@ class AuditTrail:
                 call, status=status, issues=issues, duration_ms=duration_ms, profile=self._profile
             )
             with self._database.engine.begin() as connection:
-                insert_audit_record(connection, record)
+                call.record_id = insert_audit_record(connection, record)
         except SQLAlchemyError as error:
             failures = self._count_failure()
             logger.error(

@@ -42,12 +42,14 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
-from .config import Settings
+from fhir_mappings import shorten
+
 from .errors import Unauthorized
+from .outbound_http import outbound_session
 from .replay import ReplayStore, open_replay_store, token_key
-from .security_config import (
+from .settings import (
     AuthMode,
-    SecuritySettings,
+    Settings,
     TrustedIssuer,
     jwk_problem,
     require_serving_settings,
@@ -160,12 +162,12 @@ class IssuerKeys:
         """Fetch and check the JWK Set; None (logged) when it cannot be used."""
         try:
             with self._session.get(
-                url,
-                timeout=JWKS_TIMEOUT_SECONDS,
-                stream=True,
-                headers={"Accept": "application/json"},
+                url, timeout=JWKS_TIMEOUT_SECONDS, stream=True, allow_redirects=False
             ) as response:
-                response.raise_for_status()
+                if response.status_code != 200:
+                    raise ValueError(
+                        f"the JWKS URL answered {response.status_code} (redirects are not followed)"
+                    )
                 body = b""
                 for chunk in response.iter_content(chunk_size=16384):
                     body += chunk
@@ -203,21 +205,21 @@ class Authenticator:
 
     def __init__(
         self,
-        security: SecuritySettings,
+        settings: Settings,
         *,
         replay_store: ReplayStore,
         session: requests.Session,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        require_serving_settings(security)
-        self._security = security
-        self._public_url = security.public_url or ""
+        require_serving_settings(settings)
+        self._settings = settings
+        self._public_url = settings.public_url or ""
         self._replay_store = replay_store
         self._issuers = {
             iss: IssuerKeys(
-                issuer, algorithms=security.algorithms, session=session, monotonic=monotonic
+                issuer, algorithms=settings.jwt_algorithms, session=session, monotonic=monotonic
             )
-            for iss, issuer in security.trusted_issuers.items()
+            for iss, issuer in settings.trusted_issuers.items()
         }
 
     @property
@@ -245,10 +247,10 @@ class Authenticator:
             raise Unauthorized(_describe(error), token_sent=True) from None
 
     def _verify(self, token: str, *, audience: str) -> CdsClient:
-        security = self._security
+        settings = self._settings
         header = jwt.get_unverified_header(token)
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in security.algorithms:
+        if not isinstance(alg, str) or alg not in settings.jwt_algorithms:
             raise _rejected(f"alg {_quote(alg)} is not allowed")
         if not isinstance(header.get("typ"), str) or header["typ"].upper() != "JWT":
             raise _rejected("typ is not JWT")
@@ -259,20 +261,20 @@ class Authenticator:
         iss = unverified.get("iss")
         if not isinstance(iss, str) or iss not in self._issuers:
             raise _rejected(f"iss {_quote(iss)} is not a trusted issuer")
-        keys, issuer = self._issuers[iss], security.trusted_issuers[iss]
+        keys, issuer = self._issuers[iss], settings.trusted_issuers[iss]
         if "jku" in header and header["jku"] != issuer.jwks_url:
             raise _rejected(f"jku is not the jwks_url configured for iss {_quote(iss)}")
         claims = jwt.decode(
             token,
             key=keys.verifier(kid, alg),
-            algorithms=list(security.algorithms),
+            algorithms=list(settings.jwt_algorithms),
             audience=audience,
             issuer=iss,
-            leeway=security.leeway_seconds,
+            leeway=settings.jwt_leeway_seconds,
             options={"require": list(REQUIRED_CLAIMS), "enforce_minimum_key_length": True},
         )
-        jti, tenant = _check_claims(claims, issuer, security.max_lifetime_seconds)
-        expires_at = float(claims["exp"]) + security.leeway_seconds
+        jti, tenant = _check_claims(claims, issuer, settings.jwt_max_lifetime_seconds)
+        expires_at = float(claims["exp"]) + settings.jwt_leeway_seconds
         if not self._replay_store.first_use(token_key(iss, jti), expires_at):
             raise _rejected(f"jti {_quote(jti)} of iss {_quote(iss)} was already used (replay)")
         return CdsClient(issuer=iss, jti=jti, tenant=tenant)
@@ -313,8 +315,7 @@ def _describe(error: PyJWTError) -> str:
 
 def _quote(value: object, limit: int = 80) -> str:
     """Quote a value taken from a token for a log line: printable and short."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(repr(value), limit)
 
 
 def replay_store_of(app: Flask) -> ReplayStore | None:
@@ -335,6 +336,11 @@ def current_client() -> CdsClient | None:
     return client
 
 
+def jwks_session() -> requests.Session:
+    """Return the session the JWKS cache fetches keys with, configured like the FHIR one."""
+    return outbound_session(pool_size=4, accept="application/json")
+
+
 def install_authentication(
     app: Flask,
     settings: Settings,
@@ -343,17 +349,12 @@ def install_authentication(
     replay_store: ReplayStore | None = None,
 ) -> None:
     """Require a valid JWT on every request of `app` (unless `MIPOMERSEN_CDS_AUTH=off`)."""
-    security = settings.security
-    if security.auth is AuthMode.OFF:
-        logger.warning(
-            "authentication is OFF (MIPOMERSEN_CDS_AUTH=off): anyone who can reach this server "
-            "can call it; use this for local development only"
-        )
+    if settings.auth is AuthMode.OFF:  # logged once per server by `startup`
         return
     authenticator = Authenticator(
-        security,
-        replay_store=replay_store or open_replay_store(security.replay_store, settings.data_dir),
-        session=session or requests.Session(),
+        settings,
+        replay_store=replay_store or open_replay_store(settings.replay_store, settings.data_dir),
+        session=session or jwks_session(),
     )
     app.extensions[EXTENSION_NAME] = authenticator
     app.before_request(_authenticate_request)

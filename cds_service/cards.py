@@ -19,6 +19,7 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined, Template
 
+from fhir_mappings import shorten
 from fhir_mappings.values import (
     Analyte,
     Bound,
@@ -106,7 +107,7 @@ def _decision_card(
 
 def summary(finding: Finding) -> str:
     """Return the card summary: the action and the deciding number, under 140 characters."""
-    return _shorten(_summary_text(finding), SUMMARY_LIMIT)
+    return shorten(_summary_text(finding), SUMMARY_LIMIT, collapse_whitespace=True)
 
 
 def _summary_text(finding: Finding) -> str:
@@ -156,7 +157,10 @@ def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...]
         parts.append("**Data not complete:**\n\n" + "\n".join(lines))
     others = [other for other in evaluation.findings if not _same_event(other, finding)]
     if others:
-        lines = [f"- {_md(_shorten(_summary_text(other), 200))}" for other in others]
+        lines = [
+            f"- {_md(shorten(_summary_text(other), 200, collapse_whitespace=True))}"
+            for other in others
+        ]
         parts.append("**Also:**\n\n" + "\n".join(lines))
     parts.append(
         f"Rule `{finding.rule}` ({_md(finding.source)}), profile `{evaluation.profile.value}`, "
@@ -530,9 +534,6 @@ def _order_name(order: MedicationOrder) -> str:
     return order.medication or "mipomersen"
 
 
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 # Characters that would open HTML (rendered raw by some clients), emphasis, links or table cells.

@@ -9,54 +9,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, TextIO
 
-from fhir_mappings import (
-    FhirItem,
-    FhirMappingError,
-    parse_fhir_datetime,
-    preload_validators,
-    read_resources,
-)
+from fhir_mappings import FhirMappingError, parse_fhir_datetime, preload_validators
 
-from .cards import no_card_text
-from .config import Settings, load_settings, setting_names
+from .bundles import HOOK_SERVICES as _HOOK_SERVICES
+from .bundles import bundle_to_hook_request
 from .corpus import corpus_files, run_corpus
-from .discovery import (
-    CONDITIONS_KEY,
-    LIVER_LABS_KEY,
-    MEDICATIONS_KEY,
-    PATIENT_KEY,
-    SERVICES,
-    ServiceDefinition,
-)
+from .dev_token import add_command as add_dev_token_command
+from .discovery import ServiceDefinition
 from .errors import CdsServiceError, HttpError, PreconditionFailed
 from .evaluation import HookAnswer, answer_hook
 from .fhir_client import FhirClient, build_session
 from .hook_request import decode_json_body
 from .records_cli import add_commands as add_record_commands
-from .security_config import require_serving_settings
+from .settings import (
+    Settings,
+    load_settings,
+    require_serving_settings,
+    settings_help,
+    settings_report,
+)
 from .storage import open_database
+from .terminal import render_answer
 from .what_if import with_mipomersen_order
 
 EXIT_BAD_INPUT = 2
-_HOOK_SERVICES = {service.hook: service for service in SERVICES}
-_PREFETCH_KEYS = {
-    "Observation": LIVER_LABS_KEY,
-    "MedicationRequest": MEDICATIONS_KEY,
-    "Medication": MEDICATIONS_KEY,
-    "Condition": CONDITIONS_KEY,
-}
+# A date alone or a time without an offset would leave the instant to guess: refused.
+_DATE_TIME_WITH_OFFSET = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
+)
 
 _DESCRIPTION = """\
 Mipomersen (Kynamro) liver-safety CDS Hooks 2.0 service.
 
-Settings come from MIPOMERSEN_CDS_* environment variables (see README):
-  {names}
+Settings come from environment variables (`mipomersen-cds settings` shows their values):
+{settings}
 """
 
 _EVALUATE_EPILOG = """\
@@ -106,8 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mipomersen-cds",
-        description=_DESCRIPTION.format(names="\n  ".join(setting_names())),
+        description=_DESCRIPTION.format(settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_installed_version()}"
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
@@ -121,12 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        help="worker processes (default: MIPOMERSEN_CDS_WORKERS, else 2 per CPU core + 1)",
+        help=f"worker processes (default: {Settings.variable('workers')}, else 2 per CPU core "
+        "+ 1)",
     )
     serve.add_argument(
         "--threads",
         type=int,
-        help="threads per worker (default: MIPOMERSEN_CDS_THREADS, else 4)",
+        help=f"threads per worker (default: {Settings.variable('threads')}, else 4)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -151,18 +149,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--now",
-        help="evaluation instant as an ISO 8601 date-time with offset (default: the clock)",
+        help="evaluation instant as an ISO 8601 date-time with offset, e.g. "
+        "2026-11-23T12:00:00Z; a date alone is refused (default: the clock)",
     )
     evaluate.add_argument(
         "--profile",
         choices=["label", "conservative"],
-        help="rule profile (default: MIPOMERSEN_CDS_PROFILE, else label)",
+        help=f"rule profile (default: {Settings.variable('profile')}, else label)",
     )
     evaluate.add_argument(
         "--fhir-server",
         metavar="URL",
         help="FHIR base URL to fetch what the request's prefetch lacks from (sets fhirServer; "
-        "https unless MIPOMERSEN_CDS_ALLOW_HTTP_FHIR_SERVER=true)",
+        f"https unless {Settings.variable('allow_http_fhir_server')}=true)",
     )
     evaluate.add_argument(
         "--token-env",
@@ -184,8 +183,25 @@ def _parser() -> argparse.ArgumentParser:
         "per file",
     )
     evaluate.set_defaults(handler=_evaluate)
+    shown = commands.add_parser(
+        "settings",
+        help="print every setting: its variable, value (secrets masked), default and meaning",
+        description="Print every setting the service reads from the environment: its variable, "
+        "its value here (secrets masked), its default and its meaning. Exit status 2 when a "
+        "value is refused.",
+    )
+    shown.add_argument("--format", choices=["text", "json"], default="text")
+    shown.set_defaults(handler=_settings)
     add_record_commands(commands)
+    add_dev_token_command(commands)
     return parser
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("mipomersen-cds")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare source tree
+        return "unknown (not installed)"
 
 
 def _serve(arguments: argparse.Namespace) -> int:
@@ -193,7 +209,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         # Fail before forking workers, naming the variable; migrate SQLite (or check the
         # PostgreSQL schema) once, before the workers start.
         settings = load_settings(os.environ)
-        require_serving_settings(settings.security)
+        require_serving_settings(settings)
         open_database(
             settings.database_url,
             timeout_seconds=settings.database_timeout_seconds,
@@ -210,6 +226,24 @@ def _serve(arguments: argparse.Namespace) -> int:
         workers=arguments.workers,
         threads=arguments.threads,
     )
+    return 0
+
+
+def _settings(arguments: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(os.environ)
+    except CdsServiceError as error:
+        _print(f"mipomersen-cds: configuration error: {error}", sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = settings_report(settings, given=os.environ)
+    if arguments.format == "json":
+        body = [row.to_json() for row in rows]
+        _print(json.dumps(body, ensure_ascii=False, indent=2), sys.stdout)
+        return 0
+    for row in rows:
+        origin = "set" if row.set else "not set"
+        _print(f"{row.variable}={row.value}  ({origin}; default {row.default})", sys.stdout)
+        _print(f"    {row.meaning}", sys.stdout)
     return 0
 
 
@@ -239,7 +273,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     if arguments.format == "json":
         _print(json.dumps(answered.body, ensure_ascii=False, indent=2), sys.stdout)
     else:
-        _print(render_text(answered, settings), sys.stdout)
+        _print(render_answer(answered, terminal=sys.stdout.isatty()), sys.stdout)
     return 0
 
 
@@ -266,7 +300,7 @@ def _answerer(
     token = None
     if arguments.fhir_server:
         token = _token(arguments.token_env)
-        fetcher = FhirClient(build_session(settings.fhir), settings.fhir)
+        fetcher = FhirClient(build_session(settings), settings)
 
     def answer(raw: bytes) -> HookAnswer:
         body = decode_json_body(raw)
@@ -321,20 +355,29 @@ def _new_id() -> str:
 
 
 def _parse_now(text: str | None) -> datetime:
+    """Return the evaluation instant: a full date-time with an offset, nothing less."""
     if text is None:
         return datetime.now(UTC)
+    problem = f"--now {text!r} is not an ISO 8601 date-time with offset (e.g. 2026-11-23T12:00:00Z)"
+    if not _DATE_TIME_WITH_OFFSET.fullmatch(text):
+        raise _InputError(problem)
     try:
         moment, _ = parse_fhir_datetime(text, "--now")
-    except FhirMappingError as error:
-        raise _InputError(f"--now {text!r} is not an ISO 8601 date-time ({error})") from None
+    except FhirMappingError:
+        raise _InputError(problem) from None
     return moment
 
 
 def _read_input(name: str) -> bytes:
     if name == "-":
-        return sys.stdin.buffer.read()
-    with open(name, "rb") as handle:
-        return handle.read()
+        data = sys.stdin.buffer.read()
+    else:
+        with open(name, "rb") as handle:
+            data = handle.read()
+    if not data.strip():
+        where = "standard input" if name == "-" else name
+        raise _InputError(f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON")
+    return data
 
 
 class _InputError(CdsServiceError):
@@ -374,82 +417,6 @@ def _as_hook_request(body: Any, hook: str | None) -> tuple[ServiceDefinition, An
     if hook is not None and hook != sent_hook:
         raise _InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
     return service, body
-
-
-def bundle_to_hook_request(
-    bundle: dict[str, Any], hook: str | None
-) -> tuple[ServiceDefinition, Any]:
-    """Turn a patient Bundle into a CDS Hooks request: drafts to draftOrders, the rest prefetch."""
-    patient_id: str | None = None
-    drafts: list[FhirItem] = []
-    prefetch: dict[str, list[FhirItem]] = {
-        key: [] for key in dict.fromkeys(_PREFETCH_KEYS.values())
-    }
-    patient: FhirItem | None = None
-    for item in read_resources(bundle, "bundle"):
-        resource = item.resource
-        kind = resource.get("resourceType")
-        if kind == "Patient" and patient is None:
-            patient = item
-            patient_id = resource.get("id") if isinstance(resource.get("id"), str) else None
-        elif kind == "MedicationRequest" and resource.get("status") == "draft":
-            drafts.append(item)
-        elif kind in _PREFETCH_KEYS:
-            prefetch[_PREFETCH_KEYS[kind]].append(item)
-    if patient is None or patient_id is None:
-        raise _InputError("the Bundle has no Patient with an id, so there is no patient in context")
-    hook = hook or ("order-sign" if drafts else "patient-view")
-    context: dict[str, Any] = {"userId": "Practitioner/cli", "patientId": patient_id}
-    if hook in ("order-select", "order-sign"):
-        context["draftOrders"] = _collection(drafts)
-        if hook == "order-select":
-            context["selections"] = [
-                f"MedicationRequest/{draft.resource['id']}"
-                for draft in drafts
-                if isinstance(draft.resource.get("id"), str)
-            ]
-    request_prefetch: dict[str, Any] = {key: _collection(items) for key, items in prefetch.items()}
-    # A Bundle (not the bare Patient) keeps its fullUrl, which `urn:uuid:` subjects refer to.
-    request_prefetch[PATIENT_KEY] = _collection([patient])
-    request = {
-        "hook": hook,
-        "hookInstance": str(uuid.uuid4()),
-        "context": context,
-        "prefetch": request_prefetch,
-    }
-    return _HOOK_SERVICES[hook], request
-
-
-def _collection(items: list[FhirItem]) -> dict[str, Any]:
-    """Return a collection Bundle of `items`, each entry with its original fullUrl."""
-    entries: list[dict[str, Any]] = []
-    for item in items:
-        entry: dict[str, Any] = {"resource": item.resource}
-        if item.full_url is not None:
-            entry["fullUrl"] = item.full_url
-        entries.append(entry)
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
-
-
-def render_text(answer: HookAnswer, settings: Settings) -> str:
-    """Return the response as a clinician would read it in an EHR."""
-    cards = answer.body["cards"]
-    if not cards:
-        return no_card_text(answer.evaluation)
-    blocks = []
-    for card in cards:
-        lines = [f"[{card['indicator'].upper()}] {card['summary']}", "", card.get("detail", "")]
-        for suggestion in card.get("suggestions", []):
-            lines.append("")
-            lines.append(f"Suggestion: {suggestion['label']}")
-            for action in suggestion.get("actions", []):
-                lines.append(f"  - {action['type']}: {action['description']}")
-        reasons = "; ".join(reason["display"] for reason in card.get("overrideReasons", []))
-        if reasons:
-            lines.extend(["", f"Override reasons: {reasons}"])
-        lines.extend(["", f"Source: {card['source']['label']}"])
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
 
 
 def _print(text: str, stream: TextIO) -> None:

@@ -13,15 +13,19 @@
         │   └── InvalidFields        400 naming every problem at once (feedback items)
         ├── Unauthorized             401: no valid CDS Hooks JWT (the reason is logged, never sent)
         ├── NotFound                 404: unknown service or path
+        ├── MethodNotAllowed         405: with `Allow`
         ├── PreconditionFailed       412: required prefetch data absent and not obtainable
         ├── ContentTooLarge          413: body over MIPOMERSEN_CDS_MAX_BODY_BYTES (chunked too)
         ├── TooCostly                413: the data would take more work than one call may cost
         ├── UnsupportedMediaType     415: body is not JSON
         ├── HeaderTooLarge           431: a header field over the service's limit
-        └── ServiceUnavailable       503: a dependency (JWT replay store, database) is unreachable
+        ├── ServiceUnavailable       503: a dependency (JWT replay store, database) is unreachable
+        ├── RefusedByServer          any other status werkzeug or gunicorn answer by themselves
+        └── InternalError            500: a bug; the stack trace goes to the log, never the client
 
-Werkzeug's own errors (404 for an unknown path, 405 with `Allow` for a wrong method, 413 for a
-body over MIPOMERSEN_CDS_MAX_BODY_BYTES) are rendered as the same OperationOutcome by the app.
+Werkzeug's own errors (404 for an unknown path, 405 for a wrong method, 413 for a body over
+MIPOMERSEN_CDS_MAX_BODY_BYTES, any other) become errors of this tree through
+`from_werkzeug`, so every OperationOutcome the service sends is rendered by `HttpError`.
 
 Messages are written for the EHR integrator: they name the field (a dotted path) and the
 problem, never a token, a stack trace or a patient's clinical data.
@@ -31,6 +35,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from werkzeug.exceptions import HTTPException
 
 
 class CdsServiceError(Exception):
@@ -160,6 +166,20 @@ class NotFound(HttpError):
 
 
 
+class MethodNotAllowed(HttpError):
+    """The path exists but not for this method; `Allow` lists the methods it takes."""
+
+    status = 405
+    issue_code = "not-supported"
+
+    def __init__(self, message: str, *, allowed: Sequence[str]) -> None:
+        super().__init__(message)
+        self.allowed = tuple(sorted(allowed))
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
 class PreconditionFailed(HttpError):
     """Required prefetch data is missing and cannot be obtained (CDS Hooks 2.0 § Prefetch)."""
 
@@ -228,3 +248,41 @@ class ServiceUnavailable(HttpError):
 
     status = 503
     issue_code = "transient"
+
+
+class InternalError(HttpError):
+    """Something the service did not expect; the client learns nothing about internals."""
+
+    status = 500
+    issue_code = "exception"
+
+    def __init__(self) -> None:
+        super().__init__("internal error; the service has logged it")
+
+
+class RefusedByServer(HttpError):
+    """A request refused before the app read it (werkzeug, or gunicorn's own limits)."""
+
+    _ISSUE_CODES = {413: "too-long", 414: "too-long", 431: "too-long", 501: "not-supported"}
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.issue_code = self._ISSUE_CODES.get(
+            status, "invalid" if status < 500 else "exception"
+        )
+
+
+def from_werkzeug(error: HTTPException) -> HttpError:
+    """Return the error of this tree that stands for one werkzeug raised itself."""
+    status = error.code or 500
+    if status == 404:
+        return NotFound("no such CDS Service or endpoint")
+    if status == 405:
+        allowed = getattr(error, "valid_methods", None) or ()
+        return MethodNotAllowed("method not allowed on this endpoint", allowed=allowed)
+    if status == 413:
+        return ContentTooLarge("request body is larger than this service accepts")
+    if status == 415:
+        return UnsupportedMediaType(error.description or error.name)
+    return RefusedByServer(error.name, status=status)

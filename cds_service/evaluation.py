@@ -24,12 +24,12 @@ from fhir_mappings import (
     IdentityProblem,
     PatientIdentity,
     attribute_items,
+    identify_mipomersen_orders,
     read_patient_record,
 )
-from fhir_mappings.values import MedicationCodes, MedicationOrder, PatientRecord
+from fhir_mappings.values import MedicationCodes, MedicationOrder
 
 from .cards import CardContext, render_cards
-from .config import Settings
 from .discovery import (
     CONDITIONS_KEY,
     LIVER_LABS_KEY,
@@ -43,11 +43,9 @@ from .hook_request import HookRequest, parse_hook_request
 from .prefetch import FetchedKey, KeyPlan, KeyState, plan_key
 from .request_limits import RequestLimits
 from .rules import Evaluation, Occasion, RuleConfig, evaluate, reading_window
+from .rules.therapy import orders_in_scope
+from .settings import Settings
 
-# Statuses of a MedicationRequest that no longer stand for a prescription.
-_VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})
-# patient-view acts on a patient whose mipomersen is current, even if a dose is on hold.
-_CURRENT_STATUSES = frozenset({"active", "on-hold"})
 _RULE_KEYS = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
 
 
@@ -139,32 +137,30 @@ def evaluate_hook(
         elif plan.state is KeyState.NULL:
             data.sources[key] = DataSource.NULL
 
-    def read(items: list[FhirItem]) -> PatientRecord:
-        return read_patient_record(
-            items,
-            draft_orders=request.draft_orders,
-            medication_codes=medication_codes,
-            window=reading_window(rules, now),
-            unattributed=data.unattributed,
-        )
-
-    if request.is_order_hook:
-        # Involvement depends on the draft orders alone (and Medications they reference).
-        medications = [item for item in data.all_items() if item.resource_type == "Medication"]
-        if not _orders_in_scope(request, read(medications)):
-            return _done(None, data)
-    else:
+    occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
+    selections = request.selections if request.hook == "order-select" else None
+    if not request.is_order_hook:
         _complete(request, data, (MEDICATIONS_KEY,), fetcher)
         _require(data, (MEDICATIONS_KEY,))
-        if not _orders_in_scope(request, read(data.all_items((MEDICATIONS_KEY,)))):
-            return _done(None, data)
+    # Involvement by the medication elements alone, before anything is fetched or validated.
+    if not orders_in_scope(
+        _identified_orders(request, data, medication_codes),
+        occasion=occasion,
+        selections=selections,
+    ):
+        return _done(None, data)
     _complete(request, data, (*_RULE_KEYS, PATIENT_KEY), fetcher)
     _require(data, _RULE_KEYS)
     if PATIENT_KEY in data.failures:  # optional: the rules do not need it
         data.notes.append(f"{PATIENT_KEY} could not be obtained: {data.failures[PATIENT_KEY]}")
-    record = read(data.all_items())
-    orders = _orders_in_scope(request, record)
-    occasion = Occasion.ORDERING if request.is_order_hook else Occasion.CHART_REVIEW
+    record = read_patient_record(
+        data.all_items(),
+        draft_orders=request.draft_orders,
+        medication_codes=medication_codes,
+        window=reading_window(rules, now),
+        unattributed=data.unattributed,
+    )
+    orders = orders_in_scope(record.medication_orders, occasion=occasion, selections=selections)
     evaluation = evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)
     return _done(evaluation, data)
 
@@ -174,23 +170,21 @@ def _done(evaluation: Evaluation | None, data: _Data) -> HookEvaluation:
     return HookEvaluation(evaluation, sources, tuple(data.notes))
 
 
-def _orders_in_scope(request: HookRequest, record: PatientRecord) -> tuple[MedicationOrder, ...]:
-    """Return the mipomersen orders the hook asks about.
-
-    order-select: the selected draft orders; order-sign: every draft order; patient-view: the
-    patient's current (active or on-hold) prescriptions.
-    """
-    if not request.is_order_hook:
-        return tuple(
-            order
-            for order in record.medication_orders
-            if not order.is_draft_order and order.status in _CURRENT_STATUSES
-        )
-    drafts = tuple(order for order in record.draft_orders if order.status not in _VOID_STATUSES)
-    if request.hook != "order-select":
-        return drafts
-    selected = set(request.selections)
-    return tuple(order for order in drafts if order.source.reference in selected)
+def _identified_orders(
+    request: HookRequest, data: _Data, codes: MedicationCodes
+) -> tuple[MedicationOrder, ...]:
+    """Return the mipomersen orders involvement depends on: the drafts, or the medications key."""
+    if request.is_order_hook:
+        candidates, is_draft = request.draft_orders, True
+        medications = [*data.all_items(), *request.draft_orders]
+    else:
+        candidates, is_draft = tuple(data.all_items((MEDICATIONS_KEY,))), False
+        medications = list(candidates)
+    return identify_mipomersen_orders(
+        [(item, is_draft) for item in candidates if item.resource_type == "MedicationRequest"],
+        [item for item in medications if item.resource_type == "Medication"],
+        codes,
+    )
 
 
 def _complete(

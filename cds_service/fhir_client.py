@@ -21,11 +21,9 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
 from fhir_mappings import FhirMappingError, read_resources
 
-from .config import FhirClientSettings
 from .errors import (
     FhirFetchError,
     FhirResponseInvalid,
@@ -35,27 +33,17 @@ from .errors import (
     FhirServerUnreachable,
 )
 from .hook_request import next_link
+from .outbound_http import outbound_session
 from .prefetch import FetchedKey, KeyPlan, same_origin
+from .settings import Settings
 
 FHIR_JSON = "application/fhir+json"
 _CHUNK_BYTES = 64 * 1024
 
 
-def build_session(settings: FhirClientSettings) -> requests.Session:
+def build_session(settings: Settings) -> requests.Session:
     """Return a pooled session for FHIR servers; built once per app by the factory."""
-    session = requests.Session()
-    # No proxies, .netrc or CA bundles from the environment: nothing may add or redirect
-    # credentials behind the service's back.
-    session.trust_env = False
-    adapter = HTTPAdapter(
-        pool_connections=settings.max_connections,
-        pool_maxsize=settings.max_connections,
-        max_retries=0,  # retries are ours, bounded by the deadline
-    )
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers.update({"Accept": FHIR_JSON})
-    return session
+    return outbound_session(pool_size=settings.fhir_max_connections, accept=FHIR_JSON)
 
 
 class FhirClient:
@@ -64,7 +52,7 @@ class FhirClient:
     def __init__(
         self,
         session: requests.Session,
-        settings: FhirClientSettings,
+        settings: Settings,
         *,
         executor: ThreadPoolExecutor | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -74,7 +62,7 @@ class FhirClient:
         self._session = session
         self._settings = settings
         self._executor = executor or ThreadPoolExecutor(
-            max_workers=settings.max_connections, thread_name_prefix="fhir-fetch"
+            max_workers=settings.fhir_max_connections, thread_name_prefix="fhir-fetch"
         )
         self._monotonic = monotonic
         self._sleep = sleep
@@ -83,22 +71,24 @@ class FhirClient:
     def check_server(self, base_url: str) -> None:
         """Raise FhirServerNotAllowed unless `base_url` may receive the EHR's token."""
         parts = urlsplit(base_url)
-        if parts.scheme == "http" and not self._settings.allow_http:
+        if parts.scheme == "http" and not self._settings.allow_http_fhir_server:
             raise FhirServerNotAllowed(
                 "fhirServer must use https (plain http needs "
-                "MIPOMERSEN_CDS_ALLOW_HTTP_FHIR_SERVER=true)"
+                f"{Settings.variable('allow_http_fhir_server')}=true)"
             )
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise FhirServerNotAllowed("fhirServer is not an http(s) URL")
-        allowlist = self._settings.allowlist
+        allowlist = self._settings.fhir_server_allowlist
         if allowlist and base_url.rstrip("/") not in allowlist:
-            raise FhirServerNotAllowed("fhirServer is not in MIPOMERSEN_CDS_FHIR_SERVER_ALLOWLIST")
+            raise FhirServerNotAllowed(
+                f"fhirServer is not in {Settings.variable('fhir_server_allowlist')}"
+            )
 
     def fetch(
         self, plans: Sequence[KeyPlan], *, base_url: str, token: str | None
     ) -> dict[str, FetchedKey]:
         """Fetch every plan concurrently; a key not done by the deadline is a failure."""
-        deadline = self._monotonic() + self._settings.deadline
+        deadline = self._monotonic() + self._settings.fhir_deadline_seconds
         futures: dict[str, Future[FetchedKey]] = {
             plan.key: self._executor.submit(self._fetch_key, plan, base_url, token, deadline)
             for plan in plans
@@ -112,8 +102,9 @@ class FhirClient:
                 # The worker gives up at its own timeout; this thread does not wait for it.
                 future.cancel()
                 results[key] = FetchedKey(
-                    failure=f"no answer from the FHIR server within {self._settings.deadline:g} s",
-                    seconds=self._settings.deadline,
+                    failure="no answer from the FHIR server within "
+                    f"{self._settings.fhir_deadline_seconds:g} s",
+                    seconds=self._settings.fhir_deadline_seconds,
                 )
             if self._observe is not None:
                 self._observe(key, results[key].seconds, results[key].failure is not None)
@@ -140,9 +131,10 @@ class FhirClient:
         expected = _expected_type(plan.url)
         pages = 1 if plan.items else 0  # a prefetched first page counts
         while url is not None:
-            if pages >= limits.max_pages:
+            if pages >= limits.fhir_max_pages:
                 notes.append(
-                    f"stopped after {limits.max_pages} pages (MIPOMERSEN_CDS_FHIR_MAX_PAGES)"
+                    f"stopped after {limits.fhir_max_pages} pages "
+                    f"({Settings.variable('fhir_max_pages')})"
                 )
                 break
             if not same_origin(url, base_url):
@@ -160,11 +152,11 @@ class FhirClient:
                     f"the FHIR server's answer is not valid: {error}"
                 ) from None
             pages += 1
-            if len(items) > limits.max_resources:
-                del items[limits.max_resources :]
+            if len(items) > limits.fhir_max_resources:
+                del items[limits.fhir_max_resources :]
                 notes.append(
-                    f"stopped at {limits.max_resources} resources "
-                    "(MIPOMERSEN_CDS_FHIR_MAX_RESOURCES)"
+                    f"stopped at {limits.fhir_max_resources} resources "
+                    f"({Settings.variable('fhir_max_resources')})"
                 )
                 break
             url = next_link(body) if expected == "Bundle" else None
@@ -177,10 +169,10 @@ class FhirClient:
             try:
                 return self._get_once(url, token, deadline)
             except FhirFetchError as error:
-                delay = _retry_delay(error, attempt, self._settings.backoff)
+                delay = _retry_delay(error, attempt, self._settings.fhir_backoff_seconds)
                 if (
                     not error.retryable
-                    or attempt >= self._settings.max_retries
+                    or attempt >= self._settings.fhir_max_retries
                     or self._monotonic() + delay >= deadline
                 ):
                     raise
@@ -190,10 +182,12 @@ class FhirClient:
     def _get_once(self, url: str, token: str | None, deadline: float) -> dict[str, Any]:
         remaining = deadline - self._monotonic()
         if remaining <= 0:
-            raise FhirServerTimeout(f"the FHIR budget of {self._settings.deadline:g} s was used up")
+            raise FhirServerTimeout(
+                f"the FHIR budget of {self._settings.fhir_deadline_seconds:g} s was used up"
+            )
         timeout = (
-            min(self._settings.connect_timeout, remaining),
-            min(self._settings.read_timeout, remaining),
+            min(self._settings.fhir_connect_timeout_seconds, remaining),
+            min(self._settings.fhir_read_timeout_seconds, remaining),
         )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
@@ -216,7 +210,7 @@ class FhirClient:
         return body
 
     def _read_limited(self, response: requests.Response, deadline: float) -> bytes:
-        limit = self._settings.max_response_bytes
+        limit = self._settings.fhir_max_response_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FhirResponseInvalid(f"the FHIR server's answer is larger than {limit} bytes")
@@ -228,7 +222,8 @@ class FhirClient:
                 raise FhirResponseInvalid(f"the FHIR server's answer is larger than {limit} bytes")
             if self._monotonic() > deadline:
                 raise FhirServerTimeout(
-                    f"the FHIR server was still sending after {self._settings.deadline:g} s"
+                    "the FHIR server was still sending after "
+                    f"{self._settings.fhir_deadline_seconds:g} s"
                 )
             chunks.append(chunk)
         return b"".join(chunks)

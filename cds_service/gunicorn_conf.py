@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cds_service.config import load_settings
+from cds_service.draining import install_draining, remove_drain_marker
 from cds_service.server import (
     gunicorn_options,
     on_worker_exit,
@@ -19,14 +19,18 @@ from cds_service.server import (
     render_server_errors_as_operation_outcomes,
     warm_up,
 )
+from cds_service.settings import load_settings
+from cds_service.startup import log_startup_notes_in_master
 
 _settings = load_settings(os.environ)
 globals().update(gunicorn_options(_settings))
 
 
 def on_starting(server: Any) -> None:
-    """Prepare the metrics directory in the master, before any worker exists."""
+    """Prepare the metrics directory, draining and the start-up warnings in the master, once."""
     prepare_metrics_directory(_settings.data_dir)
+    install_draining(server, _settings.drain_seconds)
+    log_startup_notes_in_master(_settings)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -36,8 +40,9 @@ def post_worker_init(worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove the metrics directory this instance made under /dev/shm."""
+    """Remove what this instance made under /dev/shm: the metrics directory, the drain marker."""
     remove_metrics_directory(_settings.data_dir)
+    remove_drain_marker()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -9,17 +9,24 @@ checked for shape here; `fhir_mappings` reads it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
-from .errors import BadRequest
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, UnusableValue, load_checked, nesting_depth
+from .errors import BadRequest, InvalidFields
+from .json_limits import (
+    DEFAULT_MAX_JSON_DEPTH,
+    UnusableValue,
+    load_checked,
+    nesting_depth,
+    printable,
+)
 from .request_limits import RequestLimits, check_bundle, check_resource
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,51 +108,89 @@ def parse_hook_request(
 ) -> HookRequest:
     """Check a decoded request against the CDS Hooks 2.0.1 shape for `expected_hook`.
 
-    With `limits` (the HTTP service's), Bundles, contained resources and reference ranges
-    over them are refused naming the field; without (the command line), nothing is limited.
+    Every field is checked before anything is refused, so one `InvalidFields` (400) lists
+    every problem, each with its dotted path. With `limits` (the HTTP service's), Bundles,
+    contained resources and reference ranges over them are refused naming the field; without
+    (the command line), nothing is limited.
     """
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
-    hook = _required_string(body, "hook", "hook")
-    if hook != expected_hook:
+    if "resourceType" in body and "hook" not in body:
         raise BadRequest(
-            f"hook '{_printable(hook)}' does not match this service, which answers "
+            f"request body is a FHIR {printable(str(body['resourceType']))}, not a CDS Hooks "
+            "request; send {hook, hookInstance, context, prefetch} (for a patient Bundle, "
+            "`mipomersen-cds evaluate FILE` or the playground builds one)",
+            path="resourceType",
+        )
+    problems = _Problems()
+    hook = problems.check(_required_string, body, "hook", "hook")
+    if hook is not None and hook != expected_hook:
+        problems.add(
+            "hook",
+            f"hook '{printable(hook)}' does not match this service, which answers "
             f"'{expected_hook}'",
-            path="hook",
         )
-    hook_instance = _required_string(body, "hookInstance", "hookInstance")
+    hook_instance = problems.check(_required_string, body, "hookInstance", "hookInstance")
     context = body.get("context")
+    patient_id: str | None = None
     if context is None:
-        raise BadRequest("context is required", path="context")
-    if not isinstance(context, dict):
-        raise BadRequest("context must be a JSON object", path="context")
-    patient_id = _required_string(context, "patientId", "context.patientId")
-    fhir_server = _optional_string(body, "fhirServer", "fhirServer")
-    authorization = _parse_authorization(body.get("fhirAuthorization"))
-    if authorization is not None and fhir_server is None:
-        raise BadRequest(
-            "fhirServer is required when fhirAuthorization is given", path="fhirServer"
-        )
-    selections: tuple[str, ...] = ()
-    draft_orders: tuple[FhirItem, ...] = ()
-    if hook in ORDER_HOOKS:
-        draft_orders = _parse_draft_orders(context, limits)
-        if hook == "order-select":
-            selections = _parse_selections(context)
+        problems.add("context", "context is required")
+    elif not isinstance(context, dict):
+        problems.add("context", "context must be a JSON object")
+    else:
+        patient_id = problems.check(_required_string, context, "patientId", "context.patientId")
+    fhir_server = problems.check(_optional_string, body, "fhirServer", "fhirServer")
+    authorization = problems.check(_parse_authorization, body.get("fhirAuthorization"))
+    if authorization is not None and body.get("fhirServer") is None:
+        problems.add("fhirServer", "fhirServer is required when fhirAuthorization is given")
+    selections: tuple[str, ...] | None = ()
+    draft_orders: tuple[FhirItem, ...] | None = ()
+    contents: dict[str, Any] = context if isinstance(context, dict) else {}
+    if expected_hook in ORDER_HOOKS and isinstance(context, dict):
+        draft_orders = problems.check(_parse_draft_orders, contents, limits)
+        if expected_hook == "order-select":
+            selections = problems.check(_parse_selections, contents)
+    user_id = problems.check(_optional_string, contents, "userId", "context.userId")
+    encounter_id = problems.check(_optional_string, contents, "encounterId", "context.encounterId")
+    prefetch = problems.check(_parse_prefetch, body.get("prefetch"), limits)
+    problems.raise_any()
+    assert hook is not None and hook_instance is not None and patient_id is not None
     return HookRequest(
         hook=hook,
         hook_instance=hook_instance,
         patient_id=patient_id,
-        user_id=_optional_string(context, "userId", "context.userId"),
-        encounter_id=_optional_string(context, "encounterId", "context.encounterId"),
-        selections=selections,
-        draft_orders=draft_orders,
-        prefetch=_parse_prefetch(body.get("prefetch"), limits),
+        user_id=user_id,
+        encounter_id=encounter_id,
+        selections=selections or (),
+        draft_orders=draft_orders or (),
+        prefetch=prefetch or {},
         prefetch_next=_prefetch_next_links(body.get("prefetch")),
-        context=context,
+        context=contents,
         fhir_server=fhir_server,
         fhir_authorization=authorization,
     )
+
+
+class _Problems:
+    """Collects what is wrong with a request, so that one answer names every problem."""
+
+    def __init__(self) -> None:
+        self._found: list[tuple[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self._found.append((path, message))
+
+    def check(self, parse: Callable[..., _T], *arguments: Any) -> _T | None:
+        """Return what `parse` returns, or None after noting the problem it raised."""
+        try:
+            return parse(*arguments)
+        except BadRequest as error:
+            self.add(error.path or "", error.message)
+            return None
+
+    def raise_any(self) -> None:
+        if self._found:
+            raise InvalidFields(self._found)
 
 
 def _required_string(container: Mapping[str, Any], key: str, path: str) -> str:
@@ -260,9 +305,3 @@ def _read(value: Any, path: str, limits: RequestLimits | None) -> tuple[FhirItem
         for item in items:
             check_resource(item.resource, item.path, limits)
     return items
-
-
-def _printable(text: str, limit: int = 60) -> str:
-    """Return client text safe to quote in an error: printable and short."""
-    cleaned = "".join(char if char.isprintable() else "?" for char in text)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, request
 
-from .security_config import SecuritySettings
+from .settings import Settings
 
 __all__ = ["PREFLIGHT_MAX_AGE_SECONDS", "SECURITY_HEADERS", "install_http_hardening"]
 
@@ -27,9 +27,9 @@ SECURITY_HEADERS = {
 }
 
 
-def install_http_hardening(app: Flask, security: SecuritySettings) -> None:
+def install_http_hardening(app: Flask, settings: Settings) -> None:
     """Answer preflights and add CORS and security headers to every response of `app`."""
-    app.extensions[EXTENSION_NAME] = frozenset(security.cors_origins)
+    app.extensions[EXTENSION_NAME] = frozenset(settings.cors_origins)
     app.before_request(_answer_options)
     app.after_request(_add_headers)
 
@@ -46,6 +46,8 @@ def _answer_options() -> Response | None:
 
 def _add_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
+        if name == "Content-Security-Policy" and name in response.headers:
+            continue  # a page (the playground) sets its own policy
         response.headers[name] = value
     origins: frozenset[str] = current_app.extensions[EXTENSION_NAME]
     any_origin = "*" in origins

@@ -9,12 +9,13 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+from fhir_mappings import shorten
+
 __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",
     "MAX_INTEGER_DIGITS",
     "MAX_JSON_DEPTH_LIMIT",
     "UnusableValue",
-    "exceeds_depth",
     "find_path",
     "load_checked",
     "nesting_depth",
@@ -23,26 +24,6 @@ __all__ = [
 
 DEFAULT_MAX_JSON_DEPTH = 64  # real CDS Hooks requests nest 11-13 levels (examples/, Synthea)
 MAX_JSON_DEPTH_LIMIT = 500  # beyond this the standard JSON parser itself gives up
-
-
-def exceeds_depth(value: Any, limit: int) -> bool:
-    """Return whether arrays and objects in `value` nest deeper than `limit` levels.
-
-    `{"a": [1]}` is two levels deep. Iterative, so any depth the JSON parser accepted is safe.
-    """
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children)
-    return False
 
 
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
@@ -170,4 +151,4 @@ def printable(text: str, limit: int = 60) -> str:
     cleaned = "".join(
         char if char.isprintable() and not "\ud800" <= char <= "\udfff" else "?" for char in text
     )
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    return shorten(cleaned, limit)

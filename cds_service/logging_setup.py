@@ -18,6 +18,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from .auth import current_client
+
 __all__ = ["JsonFormatter", "install_request_log", "logging_config", "note_hook_call"]
 
 REQUEST_LOGGER = "cds_service.requests"
@@ -92,7 +94,7 @@ def _start_clock() -> None:
 def _log_request(response: Response) -> Response:
     started = g.get("log_started", time.perf_counter())
     service = (request.view_args or {}).get("service_id")
-    client = g.get("cds_client")
+    client = current_client()
     fields: dict[str, Any] = {
         "method": request.method,
         "path": request.path[:_MAX_TEXT],

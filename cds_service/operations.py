@@ -15,10 +15,12 @@ from flask import Blueprint, Response, current_app, request
 
 from .app import service_state
 from .auth import public_endpoint, replay_store_of
+from .draining import is_draining
 from .errors import NotFound, Unauthorized
 from .metrics import Metrics
 from .readiness import FINE, database_check, metrics_check, replay_check
 from .responses import json_response
+from .settings import Settings
 
 bp = Blueprint("operations", __name__)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -43,6 +45,8 @@ def readiness() -> Response:
         "replay_store": replay_check(replay_store_of(current_app)),
         "metrics_directory": metrics_check(os.environ),
     }
+    if is_draining():  # SIGTERM received: out of rotation while requests in flight finish
+        checks["shutdown"] = "draining"
     failed = [name for name, result in checks.items() if result not in FINE]
     body: dict[str, Any] = {"status": "not ready" if failed else "ready", "checks": checks}
     if failed:
@@ -55,9 +59,10 @@ def readiness() -> Response:
 def metrics() -> Response:
     """Return the Prometheus metrics to a scraper bearing MIPOMERSEN_CDS_METRICS_TOKEN."""
     state = service_state()
-    token = state.settings.serving.metrics_token
-    if token is None:
-        raise NotFound("metrics are not enabled (set MIPOMERSEN_CDS_METRICS_TOKEN)")
+    secret = state.settings.metrics_token
+    if secret is None:
+        raise NotFound(f"metrics are not enabled (set {Settings.variable('metrics_token')})")
+    token = secret.get_secret_value()
     scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(sent.encode(), token.encode()):
         raise Unauthorized("metrics token missing or wrong", token_sent=bool(sent))

@@ -18,16 +18,25 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from fhir_mappings import FhirMappingError, parse_fhir_datetime
 
-from .config import Settings, load_settings
 from .errors import CdsServiceError
 from .report import build_report, render_text
-from .storage import Database, describe_database_error, head_revision, open_database, upgrade
+from .settings import Settings, load_settings
+from .storage import (
+    Database,
+    describe_database_error,
+    head_revision,
+    open_database,
+    upgrade,
+)
+from .storage.database import is_sqlite
 from .storage.models import iso_instant
 from .storage.repository import (
     audit_records,
@@ -66,12 +75,13 @@ def add_commands(commands: Any) -> None:
     )
     export.add_argument("--since", help=_SINCE_HELP)
     export.set_defaults(handler=_with_database(_export_audit))
+    retention = Settings.variable("audit_retention_days")
     purge = audit_commands.add_parser(
         "purge",
-        help="remove audit records and feedback older than MIPOMERSEN_CDS_AUDIT_RETENTION_DAYS",
+        help=f"remove audit records and feedback older than {retention}",
         description=(
             "Remove audit records made, and feedback received, longer ago than "
-            "MIPOMERSEN_CDS_AUDIT_RETENTION_DAYS (default 3650)."
+            f"{retention} (default {Settings().audit_retention_days:g})."
         ),
     )
     purge.add_argument("--dry-run", action="store_true", help="count, remove nothing")
@@ -96,8 +106,8 @@ def add_commands(commands: Any) -> None:
         "upgrade",
         help="migrate the database to the schema of this version",
         description=(
-            "Migrate MIPOMERSEN_CDS_DATABASE_URL to the schema of this version. Needed once per "
-            "release for PostgreSQL; SQLite is migrated automatically on start."
+            f"Migrate {Settings.variable('database_url')} to the schema of this version. Needed "
+            "once per release for PostgreSQL; SQLite is migrated automatically on start."
         ),
     )
     migrate.set_defaults(handler=_upgrade)
@@ -113,6 +123,8 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
         try:
             settings = load_settings(os.environ)
             url = settings.database_url
+            _say_which_database(url)
+            _require_existing_sqlite(url)
             with open_database(url, timeout_seconds=COMMAND_TIMEOUT_SECONDS) as database:
                 command(arguments, settings, database)
         except _InputError as error:
@@ -128,6 +140,34 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
 
 class _InputError(CdsServiceError):
     """An argument the command cannot use."""
+
+
+def describe_database(url: str) -> str:
+    """Return the database a URL names, for people: a SQLite file's path, else the URL."""
+    parsed = make_url(url)
+    if is_sqlite(parsed):
+        return f"SQLite file {Path(parsed.database or '').absolute()}"
+    return parsed.render_as_string(hide_password=True)  # never print a password
+
+
+def _say_which_database(url: str) -> None:
+    """Print on standard error which database the command uses (stdout stays the data)."""
+    sys.stderr.write(
+        f"mipomersen-cds: using {describe_database(url)} "
+        f"({Settings.variable('database_url')}, else {Settings.variable('data_dir')})\n"
+    )
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Refuse a SQLite file that does not exist, rather than report on a new, empty one."""
+    parsed = make_url(url)
+    if is_sqlite(parsed) and not Path(parsed.database or "").exists():
+        raise _InputError(
+            f"no database at {Path(parsed.database or '').absolute()}: run the command where "
+            f"the service runs, or set {Settings.variable('data_dir')} or "
+            f"{Settings.variable('database_url')} to the service's database "
+            "(`mipomersen-cds db upgrade` creates a new one)"
+        )
 
 
 def _since(text: str | None) -> datetime | None:
@@ -183,13 +223,15 @@ def _purge(arguments: argparse.Namespace, settings: Settings, db: Database) -> N
     sys.stdout.write(
         f"{verb} {purged.audit_records} audit records and {purged.feedback} feedback items "
         f"older than {iso_instant(cutoff)} "
-        f"(retention {settings.audit_retention.days} days, MIPOMERSEN_CDS_AUDIT_RETENTION_DAYS)\n"
+        f"(retention {settings.audit_retention.days} days, "
+        f"{Settings.variable('audit_retention_days')})\n"
     )
 
 
 def _upgrade(_arguments: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ)
+        _say_which_database(settings.database_url)
         upgrade(settings.database_url)
     except CdsServiceError as error:
         return _fail(f"configuration error: {error}", EXIT_BAD_INPUT)

@@ -20,6 +20,7 @@ from typing import Protocol
 import redis
 
 from .errors import ConfigurationError, ServiceUnavailable
+from .settings import Settings
 
 __all__ = ["RedisReplayStore", "ReplayStore", "SqliteReplayStore", "open_replay_store", "token_key"]
 
@@ -155,8 +156,8 @@ def open_replay_store(setting: str, data_dir: Path) -> ReplayStore:
             return SqliteReplayStore(data_dir / SQLITE_FILE_NAME)
         except (OSError, sqlite3.Error) as error:
             raise ConfigurationError(
-                f"MIPOMERSEN_CDS_DATA_DIR={str(data_dir)!r}: cannot keep the JWT replay store "
-                f"there ({error})"
+                f"{Settings.variable('data_dir')}={str(data_dir)!r}: cannot keep the JWT replay "
+                f"store there ({error})"
             ) from None
     try:
         client = redis.Redis.from_url(
@@ -164,5 +165,7 @@ def open_replay_store(setting: str, data_dir: Path) -> ReplayStore:
         )
     except ValueError:
         # The URL may hold a password: never quote it.
-        raise ConfigurationError("MIPOMERSEN_CDS_REPLAY_STORE is not a valid Redis URL") from None
+        raise ConfigurationError(
+            f"{Settings.variable('replay_store')} is not a valid Redis URL"
+        ) from None
     return RedisReplayStore(client)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ContentTooLarge
+from .settings import Settings
 
 __all__ = ["read_body"]
 
@@ -54,5 +55,5 @@ def _content_length(environ: Mapping[str, Any]) -> int | None:
 def _too_large(limit: int) -> ContentTooLarge:
     return ContentTooLarge(
         f"request body is larger than this service accepts ({limit} bytes, "
-        "MIPOMERSEN_CDS_MAX_BODY_BYTES)"
+        f"{Settings.variable('max_body_bytes')})"
     )

@@ -26,8 +26,9 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from .config import Settings
+from .errors import RefusedByServer
 from .logging_setup import logging_config
+from .settings import Settings
 
 CONFIG_MODULE = "cds_service.gunicorn_conf"
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client at import
@@ -41,12 +42,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """Return the gunicorn settings for `settings` (the config file's content)."""
     # The longest a request may legitimately take: every FHIR fetch, the audit write, and the
     # service's own work (milliseconds; one second of slack).
-    request_budget = settings.fhir.deadline + settings.database_timeout_seconds + 1.0
+    request_budget = settings.fhir_deadline_seconds + settings.database_timeout_seconds + 1.0
     graceful = math.ceil(request_budget) + 1
     return {
         "bind": "127.0.0.1:8080",
-        "workers": settings.serving.workers,
-        "threads": settings.serving.threads,
+        "workers": settings.workers,
+        "threads": settings.threads,
         "worker_class": "gthread",
         "graceful_timeout": graceful,  # SIGTERM: requests in flight finish within their budget
         "timeout": max(30, 2 * graceful),  # a worker silent this long is killed and replaced
@@ -114,9 +115,6 @@ def remove_metrics_directory(data_dir: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-_SERVER_ERROR_CODES = {413: "too-long", 414: "too-long", 431: "too-long", 501: "not-supported"}
-
-
 def render_server_errors_as_operation_outcomes() -> None:
     """Make gunicorn answer the requests it refuses itself with an OperationOutcome.
 
@@ -135,18 +133,10 @@ def write_operation_outcome(sock: socket.socket, status_int: int, reason: str, m
     """Write a complete HTTP response with a FHIR OperationOutcome (gunicorn's signature)."""
     from gunicorn import util
 
-    code = _SERVER_ERROR_CODES.get(status_int, "invalid" if status_int < 500 else "exception")
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error",
-                "code": code,
-                "diagnostics": f"{reason}: refused by the HTTP server before the service read it",
-            }
-        ],
-    }
-    body = json.dumps(outcome).encode()
+    error = RefusedByServer(
+        f"{reason}: refused by the HTTP server before the service read it", status=status_int
+    )
+    body = json.dumps(error.to_operation_outcome()).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
         "Connection: close\r\n"

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Request, Response, request
 
 from .app import service_state
-from .discovery import ServiceDefinition, discovery_document, find_service
+from .discovery import SERVICES, ServiceDefinition, discovery_document, find_service
 from .errors import NotFound, UnsupportedMediaType
 from .evaluation import answer_hook
 from .feedback import feedback_response, parse_feedback, store_feedback
@@ -62,12 +62,17 @@ def receive_feedback(service_id: str) -> Response:
 def _service(service_id: str) -> ServiceDefinition:
     service = find_service(service_id)
     if service is None:
-        raise NotFound(f"no CDS Service with id '{service_id[:80]}'", path="service_id")
+        known = ", ".join(service.id for service in SERVICES)
+        raise NotFound(
+            f"no CDS Service with id '{service_id[:80]}'; the services are {known} "
+            "(GET /cds-services describes them)",
+            path="service_id",
+        )
     return service
 
 
 def _decode(body: bytes) -> Any:
-    return decode_json_body(body, max_depth=service_state().settings.security.max_json_depth)
+    return decode_json_body(body, max_depth=service_state().settings.max_json_depth)
 
 
 def _json_body(incoming: Request) -> bytes:

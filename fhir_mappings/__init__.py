@@ -17,10 +17,12 @@ from fhir_mappings._identity import (
     attribute_items,
 )
 from fhir_mappings._loinc import analyte_for_loinc, loinc_codes
+from fhir_mappings._medications import identify_mipomersen_orders
 from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
+from fhir_mappings._text import shorten
 from fhir_mappings._times import parse_fhir_datetime
-from fhir_mappings._units import from_canonical, supported_units, to_canonical
+from fhir_mappings._units import supported_units, to_canonical
 from fhir_mappings._validation import preload_validators
 from fhir_mappings.values import ReadingWindow
 
@@ -35,12 +37,13 @@ __all__ = [
     "WorkLimitExceeded",
     "analyte_for_loinc",
     "attribute_items",
-    "from_canonical",
+    "identify_mipomersen_orders",
     "loinc_codes",
     "parse_fhir_datetime",
     "preload_validators",
     "read_patient_record",
     "read_resources",
+    "shorten",
     "supported_units",
     "to_canonical",
     "work_limits",

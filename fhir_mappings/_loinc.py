@@ -20,7 +20,6 @@ LOINC_SYSTEMS: frozenset[str] = frozenset(
         "urn:oid:2.16.840.1.113883.6.1",  # LOINC's HL7 OID, still sent by some systems
     }
 )
-ANALYTE_SYSTEM = "urn:mipomersen-cds:CodeSystem:liver-analyte"
 
 
 def analyte_for_loinc(code: str) -> Analyte | None:

@@ -96,6 +96,29 @@ def mipomersen_match(
     return None
 
 
+def identify_mipomersen_orders(
+    requests: Iterable[tuple[FhirItem, bool]],
+    medications: Iterable[FhirItem],
+    codes: MedicationCodes,
+) -> tuple[MedicationOrder, ...]:
+    """Return the mipomersen orders among `(request, is_draft_order)` pairs, unvalidated.
+
+    A cheap look at the medication elements alone (policy 15), enough to tell whether a hook
+    call involves mipomersen before anything is fetched or validated.
+    """
+    index = MedicationIndex(medications)
+    orders: list[MedicationOrder] = []
+    for item, is_draft_order in requests:
+        source = index.medication_of(item.resource)
+        medication = source.resource if source is not None else None
+        matched_by = mipomersen_match(item.resource, medication, codes)
+        if matched_by is not None:
+            orders.append(
+                read_medication_order(item, medication, matched_by, is_draft_order=is_draft_order)
+            )
+    return tuple(orders)
+
+
 def read_medication_order(
     item: FhirItem,
     medication: JsonObject | None,

@@ -32,10 +32,6 @@ class _Factor:
         """Return `value` in the canonical unit."""
         return value * self.multiply / self.divide
 
-    def from_canonical(self, value: float) -> float:
-        """Return a canonical `value` in this unit."""
-        return value * self.divide / self.multiply
-
 
 _SAME = _Factor()
 _MICROKATAL = _Factor(multiply=60.0)  # 1 µkat/L = 60 U/L
@@ -139,13 +135,3 @@ def to_canonical(
         factor = _SAME if table.unitless else None
     return factor.to_canonical(value) if factor is not None else None
 
-
-def from_canonical(analyte: Analyte, value: float, ucum_code: str) -> float:
-    """Return a canonical `value` of `analyte` expressed in the unit `ucum_code`.
-
-    Raise ValueError when `ucum_code` is not one of `supported_units(analyte)`.
-    """
-    factor = _TABLES[analyte].ucum.get(ucum_code)
-    if factor is None:
-        raise ValueError(f"unit {ucum_code!r} is not supported for {analyte}")
-    return factor.from_canonical(value)

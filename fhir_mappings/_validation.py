@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from fhir_mappings._budget import charge_resource
 from fhir_mappings._resources import FhirItem
+from fhir_mappings._text import shorten
 from fhir_mappings.values import SkippedResource
 
 _Validate = Callable[[Mapping[str, Any]], object]
@@ -78,8 +79,7 @@ def dotted_path(path: str, loc: tuple[int | str, ...]) -> str:
 
 def _short(message: str) -> str:
     """Collapse whitespace and cap the length of a validator message."""
-    text = " ".join(message.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+    return shorten(message, _MESSAGE_LIMIT, collapse_whitespace=True)
 
 
 def _id(item: FhirItem) -> str | None:

@@ -40,7 +40,11 @@ _CANONICAL_UNITS: dict[Analyte, str] = {
     Analyte.INR: "{INR}",
 }
 
-TRANSAMINASES: frozenset[Analyte] = frozenset({Analyte.ALT, Analyte.AST})
+# The analyte groups the label names, defined once (docs/clinical-policy.md, policies 2 and 7).
+# ALT and AST: the transaminases every threshold is about, in the order a tie is broken.
+TRANSAMINASES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
+# PI W&P 5.1: the baseline before the first dose (the transaminases are also monitored after it).
+BASELINE_ANALYTES: tuple[Analyte, ...] = (*TRANSAMINASES, Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
 
 
 class Bound(StrEnum):
@@ -207,7 +211,7 @@ when None) is read
     now: datetime
     recent: timedelta
     lookback: timedelta | None  # None: no limit
-    anchors: frozenset[Analyte] = TRANSAMINASES
+    anchors: tuple[Analyte, ...] = TRANSAMINASES
     keep_older: Callable[[LabResult], bool] | None = None
 
 

@@ -9,24 +9,22 @@ module renders; after changing a data file or a setting, run
 
     .venv/bin/python -m tests.clinical_policy_tables
 
-and commit the document. A new setting needs a line in `SETTING_MEANINGS` first.
+and commit the document. A new rule setting needs a line in `SETTING_SOURCES` first.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cds_service import cards
-from cds_service.config import PREFIX, setting_names
-from cds_service.rules import DecisionKind, FollowUpTest, RuleConfig
-from cds_service.rules.config import DEFAULT_ULN
+from cds_service.rules import DecisionKind, FollowUpTest
+from cds_service.settings import ULN_SETTINGS, Settings
 from fhir_mappings import _loinc, _medications, _units
 from fhir_mappings.values import Analyte
 
@@ -53,49 +51,27 @@ SYSTEM_NAMES: Mapping[str, str] = {
     "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
 }
 
-# What each rule setting means and the policy (or label section) it comes from. Every field of
-# RuleConfig that is configurable must be here, so a new threshold cannot go undocumented.
-SETTING_MEANINGS: Mapping[str, tuple[str, Sequence[int | str]]] = {
-    "elevation_multiple": ("ALT/AST elevation: confirm, withhold or discontinue from here", (2,)),
-    "severe_elevation_multiple": ("ALT/AST level that withholds without confirmation", (2,)),
-    "bilirubin_multiple": ("Total bilirubin level that, with an elevation, discontinues", (2, 9)),
-    "confirmation_window": (
-        "Longest gap between an elevation and the earlier result that confirms it",
-        (3,),
-    ),
-    "current_window": (
-        "How close before the latest ALT/AST the other one still describes the current level",
-        (2,),
-    ),
-    "discontinue_window": (
-        "Bilirubin or liver-injury symptom at most this far from the elevation",
-        (9,),
-    ),
-    "baseline_window": (
-        "Results this recent count as baseline; older ones are history for a new start",
-        (7, 13),
-    ),
-    "first_year": ("Length of the first year of therapy", (7,)),
-    "first_year_interval": ("Longest gap between ALT/AST tests in the first year", (7,)),
-    "maintenance_interval": ("Longest gap between ALT/AST tests after the first year", (7,)),
-    "repeat_within": (
-        "A confirming repeat is due this long after the elevation; follow-up tests this long "
-        "after a withhold",
-        ("PI §2.3", 3),
-    ),
-    "conservative_interval": ("Conservative profile: longest gap between ALT/AST tests", (1,)),
-    "conservative_first_month": (
-        "Conservative profile: the first month of therapy, tested at that gap",
-        (1,),
-    ),
-    "conservative_after_elevation": (
-        "Conservative profile: tested at that gap for this long after an elevation",
-        (1,),
-    ),
-    "resolved_elevation_lookback": (
-        "After an elevation resolves, monitor closely for this long after it",
-        (8,),
-    ),
+# The policy (or label section) each rule setting comes from; the meaning is the setting's own
+# description in `cds_service.settings`. tests/test_settings.py proves that these settings
+# reach every field of RuleConfig, so a new threshold cannot go undocumented.
+SETTING_SOURCES: Mapping[str, Sequence[int | str]] = {
+    "profile": (1,),
+    "elevation_multiple": (2,),
+    "severe_elevation_multiple": (2,),
+    "bilirubin_multiple": (2, 9),
+    "confirmation_window_days": (3,),
+    "current_window_days": (2,),
+    "discontinue_window_days": (9,),
+    "baseline_window_days": (7, 13),
+    "first_year_days": (7,),
+    "first_year_interval_days": (7,),
+    "maintenance_interval_days": (7,),
+    "repeat_within_days": ("PI §2.3", 3),
+    "conservative_interval_days": (1,),
+    "conservative_first_month_days": (1,),
+    "conservative_after_elevation_days": (1,),
+    "resolved_elevation_lookback_days": (8,),
+    **dict.fromkeys(ULN_SETTINGS.values(), (4,)),
 }
 
 # The follow-up order codes are not in the ConceptMap (they name orders, not results).
@@ -285,7 +261,11 @@ def medication_table(anchors: Mapping[int, str]) -> str:
     names = " or ".join(f'"{name}"' for name in _medications._NAMES)
     rows = [
         ("ATC code", f"`{_medications.ATC_MIPOMERSEN}` under {systems}", "V"),
-        ("Configured codes", f"`{PREFIX}MEDICATION_CODES` (`system|code,...`)", "deployer's"),
+        (
+            "Configured codes",
+            f"`{Settings.variable('medication_codes')}` (`system|code,...`)",
+            "deployer's",
+        ),
         ("Name", f"{names}, any case, in a coding display, a text or a reference display", "V"),
         ("RxNorm, NDC, UNII, SNOMED CT", "none built in: none could be verified", "U"),
     ]
@@ -304,49 +284,25 @@ def override_reasons_table(anchors: Mapping[int, str]) -> str:
     )
 
 
-def _default(value: object) -> str:
-    if isinstance(value, timedelta):
-        days = value / timedelta(days=1)
-        return f"{days:g} days"
-    return f"{value:g}×" if isinstance(value, float) else str(value)
-
-
 def settings_table(anchors: Mapping[int, str]) -> str:
     """Return every rule setting: variable, default, meaning and source."""
-    known = set(setting_names())
-    defaults = RuleConfig()
+    defaults = Settings()
     units = {c["code"]: c["property"][0]["valueString"] for c in _load(ANALYTES)["concept"]}
-    rows: list[tuple[str, ...]] = [
-        (
-            f"`{PREFIX}PROFILE`",
-            f"`{defaults.profile.value}`",
-            "`label` or `conservative`",
-            _policy_links((1,), anchors),
-        )
-    ]
-    for rule_field in dataclasses.fields(RuleConfig):
-        if rule_field.type not in ("float", "timedelta"):
-            continue
-        if rule_field.name not in SETTING_MEANINGS:
-            raise DocumentError(f"RuleConfig.{rule_field.name} has no line in SETTING_MEANINGS")
-        suffix = "_DAYS" if rule_field.type == "timedelta" else ""
-        variable = f"{PREFIX}{rule_field.name.upper()}{suffix}"
-        if variable not in known:
-            raise DocumentError(f"{variable} is not a setting the service reads")
-        meaning, sources = SETTING_MEANINGS[rule_field.name]
-        value = getattr(defaults, rule_field.name)
-        rows.append((f"`{variable}`", _default(value), meaning, _policy_links(sources, anchors)))
-    for analyte, uln in DEFAULT_ULN.items():
-        variable = f"{PREFIX}DEFAULT_ULN_{analyte.name}"
-        if variable not in known:
-            raise DocumentError(f"{variable} is not a setting the service reads")
+    uln_units = {name: units[analyte.value] for analyte, name in ULN_SETTINGS.items()}
+    rows: list[tuple[str, ...]] = []
+    for name, sources in SETTING_SOURCES.items():
+        value = getattr(defaults, name)
+        if name in uln_units:
+            shown = f"{value:g} {uln_units[name]}"
+        elif isinstance(value, StrEnum):
+            shown = f"`{value.value}`"
+        elif name.endswith("_days"):
+            shown = f"{value:g} days"
+        else:
+            shown = f"{value:g}×"
+        meaning = Settings.model_fields[name].description or ""
         rows.append(
-            (
-                f"`{variable}`",
-                f"{uln:g} {units[analyte.value]}",
-                f"{analyte.value} ULN when the result sends no reference range",
-                _policy_links((4,), anchors),
-            )
+            (f"`{Settings.variable(name)}`", shown, meaning, _policy_links(sources, anchors))
         )
     return _table(("Variable", "Default", "Meaning", "Source"), rows)
 

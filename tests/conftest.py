@@ -75,3 +75,16 @@ def auth_app(tmp_path: Path) -> Flask:
 @pytest.fixture
 def auth_client(auth_app: Flask) -> FlaskClient:
     return auth_app.test_client()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say why the browser tests were skipped, or where their screenshots are."""
+    from tests.browser import SCREENSHOTS, why_no_browser
+
+    reason = why_no_browser()
+    if reason is not None:
+        terminalreporter.write_line(reason)
+    if SCREENSHOTS:
+        terminalreporter.write_line("playground screenshots (test artifacts):")
+        for path in SCREENSHOTS:
+            terminalreporter.write_line(f"  {path}")

@@ -125,7 +125,10 @@ def test_patient_view_needs_an_active_mipomersen_prescription(client: FlaskClien
         pytest.param(b'{"hook": NaN}', None, "not a JSON number", id="nan"),
         pytest.param([], None, "JSON object", id="array-body"),
         pytest.param(
-            {"hookInstance": "x", "context": {}}, "hook", "hook is required", id="no-hook"
+            {k: v for k, v in hook_request().items() if k != "hook"},
+            "hook",
+            "hook is required",
+            id="no-hook",
         ),
         pytest.param({**hook_request(), "hook": 7}, "hook", "non-empty string", id="hook-number"),
         pytest.param(
@@ -211,6 +214,46 @@ def test_bad_requests_get_400_with_the_field_named(
     assert message in issue["diagnostics"]
     assert issue.get("expression", [None]) == [path]
     assert "secret-token" not in response.get_data(as_text=True)
+
+
+def test_every_problem_of_a_request_is_listed_in_one_operation_outcome(
+    client: FlaskClient,
+) -> None:
+    body = {"context": {"userId": 7}, "prefetch": []}
+    response = post(client, SIGN, body)
+    assert response.status_code == 400
+    issues = response.get_json()["issue"]
+    assert [issue["expression"] for issue in issues] == [
+        ["hook"],
+        ["hookInstance"],
+        ["context.patientId"],
+        ["context.draftOrders"],
+        ["context.userId"],
+        ["prefetch"],
+    ]
+    assert all(issue["code"] == "invalid" for issue in issues)
+
+
+def test_a_bundle_posted_to_a_hook_is_told_what_to_send_instead(client: FlaskClient) -> None:
+    bundle_body = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    response = post(client, SIGN, bundle_body)
+    assert response.status_code == 400
+    (issue,) = response.get_json()["issue"]
+    assert "is a FHIR Bundle, not a CDS Hooks request" in issue["diagnostics"]
+    assert "mipomersen-cds evaluate" in issue["diagnostics"]
+    assert "playground" in issue["diagnostics"]
+
+
+def test_an_unknown_service_is_404_listing_the_valid_ids(client: FlaskClient) -> None:
+    response = post(client, "/cds-services/mipomersen", hook_request())
+    assert response.status_code == 404
+    (issue,) = response.get_json()["issue"]
+    for service_id in (
+        "mipomersen-order-select",
+        "mipomersen-order-sign",
+        "mipomersen-patient-view",
+    ):
+        assert service_id in issue["diagnostics"]
 
 
 def test_order_select_without_selections_is_400(client: FlaskClient) -> None:

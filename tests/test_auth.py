@@ -30,7 +30,7 @@ from cds_service.auth import (
     public_endpoint,
 )
 from cds_service.errors import ConfigurationError, Unauthorized
-from cds_service.security_config import TrustedIssuer
+from cds_service.settings import TrustedIssuer
 from tests.conftest import NOW, sequential_ids
 from tests.fhir_builders import hook_request, medication_request, observation
 from tests.openapi_contract import assert_response_matches_openapi
@@ -464,6 +464,10 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_a_minute(
         pytest.param({"json": ["not", "a", "jwk", "set"]}, id="not-a-jwk-set"),
         pytest.param({"body": b"{" + b" " * 300_000 + b"}"}, id="too-large"),
         pytest.param(
+            {"status": 302, "headers": {"Location": "https://elsewhere.example.org/jwks"}},
+            id="redirect-not-followed",
+        ),
+        pytest.param(
             {"json": {"keys": [{"kty": "oct", "kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"}]}},
             id="symmetric-key-ignored",
         ),
@@ -595,3 +599,12 @@ def test_validly_signed_tokens_with_odd_values_get_200_or_401_never_500(
     token = sign_raw(ec_key(), headers, claims)
     response = auth_client.get(DISCOVERY, headers=bearer(token))
     assert response.status_code in (200, 401)
+
+
+def test_the_jwks_session_trusts_nothing_from_the_environment() -> None:
+    from cds_service.auth import jwks_session
+
+    session = jwks_session()
+
+    assert session.trust_env is False  # no proxy, .netrc or CA bundle from the environment
+    assert session.headers["Accept"] == "application/json"

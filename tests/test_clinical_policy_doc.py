@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.config import PREFIX, setting_names
 from cds_service.rules import catalogue
 from cds_service.rules.catalogue import ALL_RULES
 from cds_service.rules.decision import Rule
+from cds_service.settings import Settings
 
 from . import clinical_policy_tables as tables
 
@@ -162,8 +162,9 @@ def test_every_rule_id_quoted_in_the_document_exists() -> None:
 
 
 def test_every_setting_quoted_in_the_document_exists() -> None:
-    known = set(setting_names())
-    quoted = {n if n.startswith(PREFIX) else PREFIX + n for n in _SETTING_SHAPE.findall(DOC)}
+    known = set(Settings.variables())
+    prefix = Settings.variable("profile").removesuffix("PROFILE")
+    quoted = {n if n.startswith(prefix) else prefix + n for n in _SETTING_SHAPE.findall(DOC)}
     assert quoted - known == set()
 
 

@@ -23,8 +23,9 @@ from cds_service.rules import (
     evaluate,
     reading_window,
 )
-from fhir_mappings import ReadingWindow, from_canonical, read_patient_record, supported_units
+from fhir_mappings import ReadingWindow, read_patient_record, supported_units
 from fhir_mappings.values import Analyte, MedicationCodes
+from tests.conversions import from_canonical
 from tests.fhir_builders import hook_request, medication_request, observation
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.cli import bundle_to_hook_request, main
+from cds_service.bundles import bundle_to_hook_request
+from cds_service.cli import main
 from cds_service.discovery import SERVICES
 from tests.conformance import response_problems
 from tests.openapi_contract import assert_response_matches_openapi
@@ -46,10 +47,19 @@ def golden_decision(case: str) -> tuple[str, str]:
     return decision_of(json.loads(golden_path(case).read_text(encoding="utf-8")))
 
 
+def example(case: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((EXAMPLES / f"{case}.json").read_text(encoding="utf-8"))
+    return body
+
+
+def is_bundle(case: str) -> bool:
+    return example(case).get("resourceType") == "Bundle"
+
+
 def hook_request_of(case: str) -> dict[str, Any]:
     """Return the example as the CDS Hooks request the HTTP test sends."""
-    body: dict[str, Any] = json.loads((EXAMPLES / f"{case}.json").read_text(encoding="utf-8"))
-    if body.get("resourceType") == "Bundle":
+    body = example(case)
+    if is_bundle(case):
         _, body = bundle_to_hook_request(body, None)
         body["hookInstance"] = "00000000-0000-4000-8000-00000000ffff"
     return body
@@ -58,6 +68,12 @@ def hook_request_of(case: str) -> dict[str, Any]:
 def service_of(body: dict[str, Any]) -> str:
     (service,) = (service.id for service in SERVICES if service.hook == body["hook"])
     return service
+
+
+def readme_service(case: str) -> str:
+    """Return the Service cell of the README: a Bundle is for the CLI and the playground."""
+    body = hook_request_of(case)
+    return f"CLI or playground (as {body['hook']})" if is_bundle(case) else service_of(body)
 
 
 def test_every_example_has_a_golden_answer_and_every_answer_an_example() -> None:
@@ -82,7 +98,7 @@ def test_the_readme_table_lists_each_example_with_its_service_and_golden_decisio
     start = lines.index(README_HEADER[0])
     table = lines[start : lines.index("", start)]
     rows = [
-        f"| {case} | {service_of(hook_request_of(case))} | {' | '.join(golden_decision(case))} |"
+        f"| {case} | {readme_service(case)} | {' | '.join(golden_decision(case))} |"
         for case in CASES
     ]
 

@@ -8,9 +8,9 @@ from email.utils import format_datetime
 import pytest
 import responses
 
-from cds_service.config import FhirClientSettings
 from cds_service.fhir_client import FhirClient, _retry_after, build_session
 from cds_service.prefetch import KeyPlan, KeyState
+from cds_service.settings import Settings
 
 URL = "https://ehr.example.org/fhir/Condition"
 PLAN = KeyPlan("conditions", KeyState.MISSING, url="Condition?patient=p1")
@@ -33,7 +33,7 @@ class FakeClock:
 
 
 def client(clock: FakeClock, **limits: float) -> FhirClient:
-    settings = FhirClientSettings(**limits)  # type: ignore[arg-type]
+    settings = Settings.model_validate(limits)
     return FhirClient(
         build_session(settings), settings, monotonic=clock.monotonic, sleep=clock.sleep
     )
@@ -45,7 +45,7 @@ def test_backoff_doubles_between_retries() -> None:
         responses.get(URL, status=502)
     responses.get(URL, json=EMPTY)
     clock = FakeClock()
-    result = client(clock, backoff=0.1).fetch(
+    result = client(clock, fhir_backoff_seconds=0.1).fetch(
         [PLAN], base_url="https://ehr.example.org/fhir", token=None
     )
     assert result["conditions"].failure is None
@@ -57,7 +57,7 @@ def test_retry_after_seconds_is_honoured_within_the_deadline() -> None:
     responses.get(URL, status=503, headers={"Retry-After": "1"})
     responses.get(URL, json=EMPTY)
     clock = FakeClock()
-    result = client(clock, deadline=2.0).fetch(
+    result = client(clock, fhir_deadline_seconds=2.0).fetch(
         [PLAN], base_url="https://ehr.example.org/fhir", token=None
     )
     assert result["conditions"].failure is None
@@ -68,7 +68,7 @@ def test_retry_after_seconds_is_honoured_within_the_deadline() -> None:
 def test_retries_stop_at_the_retry_limit() -> None:
     responses.get(URL, status=504)
     clock = FakeClock()
-    result = client(clock, max_retries=1, backoff=0.01).fetch(
+    result = client(clock, fhir_max_retries=1, fhir_backoff_seconds=0.01).fetch(
         [PLAN], base_url="https://ehr.example.org/fhir", token=None
     )
     assert result["conditions"].failure == "the FHIR server failed (504)"

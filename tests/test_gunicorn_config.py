@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.config import load_settings
 from cds_service.server import (
     MULTIPROCESS_DIR_VARIABLE,
     default_metrics_directory,
@@ -16,6 +15,7 @@ from cds_service.server import (
     prepare_metrics_directory,
     remove_metrics_directory,
 )
+from cds_service.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 from cds_service import create_app
 from cds_service.errors import BadRequest
 from cds_service.hook_request import decode_json_body
-from cds_service.json_limits import exceeds_depth, nesting_depth
+from cds_service.json_limits import nesting_depth
 from tests.conftest import AUTH_OFF
 from tests.fhir_builders import hook_request, medication_request
 from tests.openapi_contract import assert_response_matches_openapi
@@ -235,3 +235,24 @@ def test_depth_measured_on_the_text_equals_the_depth_of_the_value(value: object)
     depth = nesting_depth(json.dumps(value, ensure_ascii=False).encode())
     assert not exceeds_depth(value, depth)
     assert exceeds_depth(value, depth - 1) == (depth > 0)
+
+
+# The plain reading of the depth limit, the oracle the fast check on raw bytes is held to.
+def exceeds_depth(value: Any, limit: int) -> bool:
+    """Return whether arrays and objects in `value` nest deeper than `limit` levels.
+
+    `{"a": [1]}` is two levels deep. Iterative, so any depth the JSON parser accepted is safe.
+    """
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from cds_service.cli import bundle_to_hook_request
-from cds_service.config import Settings
+from cds_service.bundles import bundle_to_hook_request
 from cds_service.evaluation import answer_hook
+from cds_service.settings import Settings
 from tests.conftest import NOW, sequential_ids
 from tests.fhir_builders import MIPOMERSEN
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,7 +104,8 @@ def test_feedback_export_prints_json_lines_in_the_order_received(
     history: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, out, err = run(["feedback", "export"], capsys)
-    assert (status, err) == (0, "")
+    assert status == 0
+    assert err.startswith("mipomersen-cds: using ") and err.count("\n") == 1
     items = lines(out)
     assert len(items) == 8
     assert items[0] == {
@@ -308,9 +310,50 @@ def test_failures_are_one_line_on_stderr_with_an_exit_status(
     status: int,
     message: str,
 ) -> None:
+    main(["db", "upgrade"])  # the default SQLite database exists, as where the service runs
+    capsys.readouterr()
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     returned, out, err = run(argv, capsys)
     assert (returned, out) == (status, "")
-    assert err.startswith(f"mipomersen-cds: {message}")
+    assert err.splitlines()[-1].startswith(f"mipomersen-cds: {message}")
+    assert "hunter2" not in err
+
+
+def test_records_commands_say_which_database_and_refuse_a_missing_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MIPOMERSEN_CDS_DATA_DIR")
+    expected = elsewhere / "data" / "mipomersen-cds.sqlite3"
+    for argv in (["report"], ["audit", "export"], ["feedback", "export"], ["audit", "purge"]):
+        status, out, err = run(argv, capsys)
+        assert (status, out) == (2, "")
+        using, refusal = err.splitlines()
+        assert using.startswith(f"mipomersen-cds: using SQLite file {expected} ")
+        assert refusal.startswith(f"mipomersen-cds: no database at {expected}: ")
+        assert not expected.exists()  # nothing created quietly
+
+
+def test_db_upgrade_creates_the_database_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MIPOMERSEN_CDS_DATA_DIR", str(tmp_path / "fresh"))
+    (tmp_path / "fresh").mkdir()
+    status, out, err = run(["db", "upgrade"], capsys)
+    assert status == 0 and "current" in out
+    assert str(tmp_path / "fresh" / "mipomersen-cds.sqlite3") in err
+    assert (tmp_path / "fresh" / "mipomersen-cds.sqlite3").exists()
+    status, _, _ = run(["report"], capsys)
+    assert status == 0
+
+
+def test_a_postgresql_database_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MIPOMERSEN_CDS_DATABASE_URL", "postgresql://cds:hunter2@127.0.0.1:1/cds")
+    _, _, err = run(["report"], capsys)
+    assert "using postgresql+psycopg://cds:***@127.0.0.1:1/cds" in err
     assert "hunter2" not in err

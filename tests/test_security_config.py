@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
@@ -13,14 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service import create_app
-from cds_service.config import load_settings, setting_names
 from cds_service.errors import ConfigurationError
-from cds_service.security_config import (
+from cds_service.settings import (
     AuthMode,
-    SecuritySettings,
+    Settings,
     TrustedIssuer,
     jwk_problem,
+    load_settings,
     require_serving_settings,
 )
 from tests.tokens import SANDBOX_ISS, SANDBOX_JKU, ec_key, jwks, rsa_key
@@ -28,10 +25,8 @@ from tests.tokens import SANDBOX_ISS, SANDBOX_JKU, ec_key, jwks, rsa_key
 PUBLIC_JWK = ec_key().public_jwk()
 
 
-def security(**variables: str) -> SecuritySettings:
-    return load_settings(
-        {f"MIPOMERSEN_CDS_{name}": value for name, value in variables.items()}
-    ).security
+def security(**variables: str) -> Settings:
+    return load_settings({f"MIPOMERSEN_CDS_{name}": value for name, value in variables.items()})
 
 
 def issuers(entry: dict[str, Any], iss: str = SANDBOX_ISS) -> str:
@@ -40,19 +35,20 @@ def issuers(entry: dict[str, Any], iss: str = SANDBOX_ISS) -> str:
 
 def test_defaults_require_authentication_with_the_recommended_algorithms() -> None:
     settings = load_settings({})
-    assert settings.security == SecuritySettings()
-    assert settings.security.auth is AuthMode.REQUIRED
-    assert settings.security.algorithms == ("ES384", "RS384")
-    assert settings.security.leeway_seconds == 30
-    assert settings.security.max_lifetime_seconds == 3600
-    assert settings.security.replay_store == "sqlite"
-    assert settings.security.cors_origins == ("*",)
-    assert settings.security.max_json_depth == 64
+    assert settings == Settings()
+    assert settings.auth is AuthMode.REQUIRED
+    assert settings.jwt_algorithms == ("ES384", "RS384")
+    assert settings.jwt_leeway_seconds == 30
+    assert settings.jwt_max_lifetime_seconds == 3600
+    assert settings.replay_store == "sqlite"
+    assert settings.cors_origins == ("*",)
+    assert settings.max_json_depth == 64
+    assert settings.trusted_issuers == {} and settings.public_url is None
     assert settings.data_dir == Path("data").absolute()  # made absolute at start-up
 
 
 def test_every_security_variable_is_documented() -> None:
-    names = set(setting_names())
+    names = set(Settings.variables())
     for name in (
         "AUTH",
         "TRUSTED_ISSUERS",
@@ -95,13 +91,15 @@ def test_a_trusted_issuer_with_pinned_keys_jwks_url_and_tenants() -> None:
         ),
         pytest.param(
             {"JWT_ALGORITHMS": "ES384, PS256,EdDSA"},
-            lambda s: s.algorithms == ("ES384", "PS256", "EdDSA"),
+            lambda s: s.jwt_algorithms == ("ES384", "PS256", "EdDSA"),
             id="algorithms",
         ),
-        pytest.param({"JWT_LEEWAY_SECONDS": "0"}, lambda s: s.leeway_seconds == 0, id="no-leeway"),
+        pytest.param(
+            {"JWT_LEEWAY_SECONDS": "0"}, lambda s: s.jwt_leeway_seconds == 0, id="no-leeway"
+        ),
         pytest.param(
             {"JWT_MAX_LIFETIME_SECONDS": "300"},
-            lambda s: s.max_lifetime_seconds == 300,
+            lambda s: s.jwt_max_lifetime_seconds == 300,
             id="max-lifetime",
         ),
         pytest.param(
@@ -230,19 +228,19 @@ def test_a_redis_password_is_never_echoed() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (SecuritySettings(public_url="https://cds.example.org"), "TRUSTED_ISSUERS is not set"),
+        (Settings(public_url="https://cds.example.org"), "TRUSTED_ISSUERS is not set"),
         (
-            SecuritySettings(trusted_issuers={"i": TrustedIssuer("i", jwks_url=SANDBOX_JKU)}),
+            Settings(trusted_issuers={"i": TrustedIssuer("i", jwks_url=SANDBOX_JKU)}),
             "PUBLIC_URL is not set",
         ),
     ],
 )
 def test_serving_with_auth_needs_issuers_and_a_public_url(
-    settings: SecuritySettings, message: str
+    settings: Settings, message: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         require_serving_settings(settings)
-    require_serving_settings(SecuritySettings(auth=AuthMode.OFF))
+    require_serving_settings(Settings(auth=AuthMode.OFF))
 
 
 README = Path(__file__).parents[1] / "README.md"
@@ -257,24 +255,6 @@ def test_the_readme_issuer_examples_are_valid_settings() -> None:
     assert pinned.jwks_url == "https://sandbox.cds-hooks.org/.well-known/jwks.json"
     (fetched,) = epic.trusted_issuers.values()
     assert fetched.jwks_url and not fetched.keys and fetched.tenants == {"example-health"}
-
-
-def test_the_readme_recipe_for_a_local_token_works(tmp_path: Path) -> None:
-    (snippet,) = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(snippet, {})  # the README's own example
-    issuers, token = output.getvalue().splitlines()
-    app = create_app(
-        {
-            "TRUSTED_ISSUERS": issuers,
-            "PUBLIC_URL": "http://127.0.0.1:8080",
-            "DATA_DIR": str(tmp_path),
-        },
-        environ={},
-    )
-    response = app.test_client().get("/cds-services", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
 
 
 _json = st.recursive(

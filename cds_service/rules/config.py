@@ -3,7 +3,7 @@
 Values and their sources are the project policies 1-15 (docs/clinical-policy.md) and the Kynamro
 PI §2.3 table.
 Deployers override them through `MIPOMERSEN_CDS_*` environment variables (see
-`cds_service.config`); the rules never read the environment themselves.
+`cds_service.settings`, which builds this class); the rules never read the environment.
 """
 
 from __future__ import annotations

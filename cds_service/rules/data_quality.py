@@ -20,7 +20,13 @@ are left to the mapping layer, which reports them as unusable results of their a
 
 from __future__ import annotations
 
-from fhir_mappings.values import Analyte, SkippedResource, UnusableResult
+from fhir_mappings.values import (
+    BASELINE_ANALYTES,
+    TRANSAMINASES,
+    Analyte,
+    SkippedResource,
+    UnusableResult,
+)
 
 from .chart import Chart
 from .decision import Finding, FollowUpTest, Rule, rule
@@ -44,16 +50,14 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
-BASELINE_ONLY_ANALYTES: tuple[Analyte, ...] = (Analyte.ALP, Analyte.TOTAL_BILIRUBIN)
 OBSERVATION = "Observation"
 
 
 def checked_analytes(chart: Chart) -> tuple[Analyte, ...]:
     """Return the analytes whose unusable results count: ALT/AST, plus the baseline ones."""
     if chart.is_new_therapy:
-        return MONITORED_ANALYTES + BASELINE_ONLY_ANALYTES
-    return MONITORED_ANALYTES
+        return BASELINE_ANALYTES
+    return TRANSAMINASES
 
 
 def is_unusable_latest(chart: Chart, unusable: UnusableResult) -> bool:

@@ -29,19 +29,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fhir_mappings.values import Analyte
+from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
 
 from .chart import Chart
 from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
 from .transaminases import by_multiple_descending, is_elevation, is_transaminase, latest_result
 from .uln import is_above_uln
-
-BASELINE_ANALYTES: tuple[Analyte, ...] = (
-    Analyte.ALT,
-    Analyte.AST,
-    Analyte.ALP,
-    Analyte.TOTAL_BILIRUBIN,
-)
 
 BASELINE = rule(
     "policy-7-baseline",
@@ -80,8 +73,6 @@ RULES: tuple[Rule, ...] = (
     MONITORING_CONSERVATIVE,
 )
 
-BASELINE_ABNORMAL_ANALYTES: tuple[Analyte, ...] = BASELINE_ANALYTES
-MONITORED_ANALYTES: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
 
 
 def is_within_before(taken: datetime, now: datetime, window: timedelta) -> bool:
@@ -112,7 +103,7 @@ def missing_baseline(chart: Chart) -> tuple[Analyte, ...]:
 def abnormal_baseline(chart: Chart) -> tuple[AssessedResult, ...]:
     """Return the latest baseline ALT, AST, ALP and total bilirubin above ULN, highest first."""
     abnormal: list[AssessedResult] = []
-    for analyte in BASELINE_ABNORMAL_ANALYTES:
+    for analyte in BASELINE_ANALYTES:
         latest = latest_result(baseline_results(chart, analyte), analyte)
         if latest is not None and is_above_uln(latest):
             abnormal.append(latest)
@@ -191,10 +182,10 @@ def baseline_findings(chart: Chart) -> list[Finding]:
 def cadence_findings(chart: Chart) -> list[Finding]:
     """Return the overdue-monitoring finding for a patient on therapy."""
     interval, rule = monitoring_interval(chart)
-    latest = {analyte: chart.latest(analyte) for analyte in MONITORED_ANALYTES}
+    latest = {analyte: chart.latest(analyte) for analyte in TRANSAMINASES}
     overdue = tuple(
         analyte
-        for analyte in MONITORED_ANALYTES
+        for analyte in TRANSAMINASES
         if is_monitoring_overdue(latest[analyte], chart.now, interval)
     )
     if not overdue:

@@ -24,13 +24,46 @@ from fhir_mappings.values import MedicationOrder
 
 from .decision import Occasion
 
-# MedicationRequest.status values that never show the patient received the drug.
+# MedicationRequest.status values (FHIR R4 medicationrequest-status), compared case-insensitively.
+# Never show that the patient received the drug:
 NOT_PRIOR_STATUSES: frozenset[str] = frozenset({"entered-in-error", "cancelled", "draft"})
+# No longer stand for a prescription, so a draft order with them is not being placed:
+VOID_STATUSES: frozenset[str] = frozenset({"entered-in-error", "cancelled"})
+# A course that patient-view acts on, even while a dose is on hold:
+CURRENT_STATUSES: frozenset[str] = frozenset({"active", "on-hold"})
+
+
+def _status(order: MedicationOrder) -> str:
+    return order.status.strip().lower()
 
 
 def is_prior_order(order: MedicationOrder) -> bool:
     """Return True for a history order that shows earlier mipomersen therapy."""
-    return not order.is_draft_order and order.status.strip().lower() not in NOT_PRIOR_STATUSES
+    return not order.is_draft_order and _status(order) not in NOT_PRIOR_STATUSES
+
+
+def orders_in_scope(
+    orders: Iterable[MedicationOrder],
+    *,
+    occasion: Occasion,
+    selections: Iterable[str] | None = None,
+) -> tuple[MedicationOrder, ...]:
+    """Return the mipomersen orders a hook call asks about.
+
+    Ordering: the draft orders that are not void (order-select: only the `selections`, by
+    `MedicationRequest/<id>`); chart review: the patient's current (active or on-hold) courses.
+    """
+    if occasion is Occasion.CHART_REVIEW:
+        return tuple(
+            order
+            for order in orders
+            if not order.is_draft_order and _status(order) in CURRENT_STATUSES
+        )
+    drafts = [o for o in orders if o.is_draft_order and _status(o) not in VOID_STATUSES]
+    if selections is None:
+        return tuple(drafts)
+    selected = set(selections)
+    return tuple(order for order in drafts if order.source.reference in selected)
 
 
 def prior_orders(history: Iterable[MedicationOrder]) -> tuple[MedicationOrder, ...]:

@@ -46,8 +46,6 @@ from .config import RuleConfig
 from .decision import AssessedResult
 from .uln import exact_multiple, reaches_multiple
 
-_TRANSAMINASE_ORDER: tuple[Analyte, ...] = (Analyte.ALT, Analyte.AST)
-
 
 @dataclass(frozen=True, slots=True)
 class CurrentTransaminases:
@@ -116,7 +114,7 @@ def current_transaminases(
         return None
     latest_time = max(assessed.result.effective for assessed in transaminases)
     current: list[AssessedResult] = []
-    for analyte in _TRANSAMINASE_ORDER:
+    for analyte in TRANSAMINASES:
         latest = latest_result(transaminases, analyte)
         if latest is None:
             continue
@@ -160,13 +158,6 @@ def confirming_result(
     return highest(confirming) if confirming else None
 
 
-def is_confirmed_elevation(
-    candidate: AssessedResult, results: Sequence[AssessedResult], config: RuleConfig
-) -> bool:
-    """Return True when `candidate` is ≥3× ULN and confirmed by an earlier result (policy 3)."""
-    return confirming_result(candidate, results, config) is not None
-
-
 def confirmed_elevation(
     current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
 ) -> tuple[AssessedResult, AssessedResult] | None:
@@ -197,13 +188,6 @@ def earlier_elevation(
     return highest(a for a in previous if a.result.effective == newest)
 
 
-def has_resolved_after_elevation(
-    current: CurrentTransaminases, results: Sequence[AssessedResult], config: RuleConfig
-) -> bool:
-    """Return True when ALT/AST are below 3× ULN after a recent ≥3× ULN result (PI §2.3)."""
-    return earlier_elevation(current, results, config) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class WithholdEpisode:
     """A time when withholding began (policy 12) and what has been measured since."""
@@ -216,7 +200,7 @@ class WithholdEpisode:
         """Return the transaminases with no later result, or whose latest is still ≥3× ULN."""
         return tuple(
             analyte
-            for analyte in _TRANSAMINASE_ORDER
+            for analyte in TRANSAMINASES
             if (latest := latest_result(self.since, analyte)) is None
             or is_elevation(latest, config)
         )
@@ -246,7 +230,7 @@ def latest_withhold_episode(
         if began_with is not None:
             since.extend(group)
             below.update((a.result.analyte, not is_elevation(a, config)) for a in group)
-            if all(below.get(analyte, False) for analyte in _TRANSAMINASE_ORDER):
+            if all(below.get(analyte, False) for analyte in TRANSAMINASES):
                 latest = WithholdEpisode(began_with, tuple(since), resolved=True)
                 began_with, since, below = None, [], {}
         else:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fhir_mappings.values import Analyte
+from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
 
 from .chart import Chart
 from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
@@ -76,7 +76,8 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-_PANEL_ANALYTES: tuple[Analyte, ...] = (Analyte.TOTAL_BILIRUBIN, Analyte.ALP)
+# PI §2.3 "additional liver-related tests not already done": the baseline tests besides ALT/AST.
+_PANEL_ANALYTES = tuple(a for a in BASELINE_ANALYTES if a not in TRANSAMINASES)
 
 
 def has_result_since(chart: Chart, analyte: Analyte, since: datetime) -> bool:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ConfigurationError
+from ..settings import Settings
 from .database import Database, create_database_engine, describe_database_error, is_sqlite
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ def open_database(url: str, *, timeout_seconds: float, tolerate_outage: bool = F
             raise ConfigurationError(f"cannot migrate the SQLite database: {error}") from None
         except (OSError, SQLAlchemyError) as error:
             raise ConfigurationError(
-                "cannot create or migrate the SQLite database (MIPOMERSEN_CDS_DATA_DIR, "
-                f"MIPOMERSEN_CDS_DATABASE_URL): {describe_database_error(error)}"
+                "cannot create or migrate the SQLite database "
+                f"({Settings.variable('data_dir')}, {Settings.variable('database_url')}): "
+                f"{describe_database_error(error)}"
             ) from None
     else:
         try:

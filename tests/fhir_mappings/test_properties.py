@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fhir_mappings import from_canonical, loinc_codes, supported_units
+from fhir_mappings import loinc_codes, supported_units
 from fhir_mappings.values import Analyte, LabResult
+from tests.conversions import from_canonical
 from tests.fhir_builders import UCUM, observation, quantity, record_of
 
 VALUES = st.floats(min_value=0.01, max_value=1e5, allow_nan=False, allow_infinity=False)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from fhir_mappings import from_canonical, supported_units, to_canonical
+from fhir_mappings import supported_units, to_canonical
 from fhir_mappings.values import Analyte
+from tests.conversions import from_canonical
 
 ENZYMES = (Analyte.ALT, Analyte.AST, Analyte.ALP, Analyte.GGT)
 BILIRUBINS = (Analyte.TOTAL_BILIRUBIN, Analyte.DIRECT_BILIRUBIN)
@@ -114,21 +113,3 @@ def test_from_canonical_expresses_a_value_in_a_unit(
 def test_from_canonical_refuses_an_unsupported_unit() -> None:
     with pytest.raises(ValueError, match="'mmol/L' is not supported for ALT"):
         from_canonical(Analyte.ALT, 40, "mmol/L")
-
-
-@st.composite
-def _analyte_and_unit(draw: st.DrawFn) -> tuple[Analyte, str]:
-    analyte = draw(st.sampled_from(list(Analyte)))
-    return analyte, draw(st.sampled_from(supported_units(analyte)))
-
-
-@given(
-    _analyte_and_unit(),
-    st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
-)
-def test_any_supported_unit_round_trips(pair: tuple[Analyte, str], canonical: float) -> None:
-    analyte, unit = pair
-
-    value = from_canonical(analyte, canonical, unit)
-
-    assert to_canonical(analyte, value, unit) == pytest.approx(canonical, rel=1e-12, abs=1e-12)

@@ -124,6 +124,7 @@ def test_rules_import_no_web_framework_or_service_module() -> None:
         import cds_service.rules
         assert "flask" not in sys.modules, "flask imported"
         assert "requests" not in sys.modules, "requests imported"
+        assert "pydantic_settings" not in sys.modules, "pydantic_settings imported"
         outside = sorted(
             name for name in sys.modules
             if name.startswith("cds_service.") and not name.startswith("cds_service.rules")

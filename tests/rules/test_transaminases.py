@@ -6,10 +6,10 @@ import pytest
 
 from cds_service.rules.decision import AssessedResult
 from cds_service.rules.transaminases import (
+    confirming_result,
     current_transaminases,
-    has_resolved_after_elevation,
+    earlier_elevation,
     highest,
-    is_confirmed_elevation,
 )
 from cds_service.rules.uln import assess_results
 from fhir_mappings.values import LabResult
@@ -63,7 +63,7 @@ def test_no_alt_or_ast_means_no_current_level() -> None:
 def test_is_confirmed_elevation(labs: list[LabResult], confirmed: bool) -> None:
     results = assessed(*labs)
     candidate = next(a for a in results if a.result.effective == NOW)
-    assert is_confirmed_elevation(candidate, results, LABEL) is confirmed
+    assert (confirming_result(candidate, results, LABEL) is not None) is confirmed
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_has_resolved_after_elevation(labs: list[LabResult], resolved: bool) -> 
     results = assessed(*labs)
     level = current_transaminases(results, LABEL)
     assert level is not None
-    assert has_resolved_after_elevation(level, results, LABEL) is resolved
+    assert (earlier_elevation(level, results, LABEL) is not None) is resolved
 
 
 def test_highest_ranks_results_without_uln_last() -> None:
