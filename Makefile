@@ -9,8 +9,10 @@ MIPOMERSEN_CDS_AUTH ?= off
 FUZZ_REQUESTS ?= 10000
 # Where the service keeps its SQLite database; the service reads the same variable.
 MIPOMERSEN_CDS_DATA_DIR ?= data
-# pytest-xdist workers (2 cores); 0 runs every test in the pytest process itself.
+# pytest-xdist workers (2 cores); 0 runs every test in the pytest process itself. Each test file
+# stays on one worker (loadfile), so a module's server, cluster or browser is started once.
 PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 
 # Every install is pinned by constraints.txt (pip constraints: every package, transitive ones
 # included, at one version); `make lock` refreshes it. PIP_CONSTRAINT also reaches the isolated
@@ -54,7 +56,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --cov --cov-report=term
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --cov --cov-report=term
 
 # The quick loop: ruff, mypy and every test but those marked `slow` (processes, servers, fuzzing,
 # long property runs) and the PostgreSQL twins of the storage tests; no coverage. `make test`
@@ -62,7 +64,7 @@ test: $(VENV)/.installed-test
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow and not postgres"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not postgres"
 
 # schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.
 fuzz: $(VENV)/.installed-test

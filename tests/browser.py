@@ -32,7 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS: list[Path] = []
 
 
 def why_no_browser() -> str | None:
@@ -65,10 +64,16 @@ def live_server(app: Flask) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def screenshots_since(started: float) -> list[Path]:
+    """Return the screenshots written since `started` (a time.time()), by any test process."""
+    if not ARTIFACTS.is_dir():
+        return []
+    return sorted(path for path in ARTIFACTS.glob("*.png") if path.stat().st_mtime >= started)
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot as a test artifact and remember its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    SCREENSHOTS.append(path)
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -77,14 +78,26 @@ def auth_client(auth_app: Flask) -> FlaskClient:
     return auth_app.test_client()
 
 
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say why the browser tests were skipped, or where their screenshots are."""
-    from tests.browser import SCREENSHOTS, why_no_browser
+    """Say why the browser tests were skipped, or where their screenshots are.
+
+    The screenshots are found on disk, not in a list in memory: with pytest-xdist the browser
+    tests run in a worker process, and this summary in the controller.
+    """
+    from tests.browser import screenshots_since, why_no_browser
 
     reason = why_no_browser()
     if reason is not None:
         terminalreporter.write_line(reason)
-    if SCREENSHOTS:
+    screenshots = screenshots_since(terminalreporter.config.stash[_STARTED])
+    if screenshots:
         terminalreporter.write_line("playground screenshots (test artifacts):")
-        for path in SCREENSHOTS:
+        for path in screenshots:
             terminalreporter.write_line(f"  {path}")

@@ -40,7 +40,7 @@ from bench.cluster import (
 )
 from tests.databases import TEST_DATABASE_VARIABLE
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]  # nginx and two gunicorn instances
 logger = logging.getLogger(__name__)
 REDIS_VARIABLE = "MIPOMERSEN_CDS_TEST_CLUSTER_REDIS_URL"
 CLUSTER_DATABASE = "mipomersen_cluster_test"

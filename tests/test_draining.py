@@ -114,6 +114,7 @@ def _wait_for(port: int, path: str, status: int, *, seconds: float) -> None:
     raise AssertionError(f"{path} never answered {status}")
 
 
+@pytest.mark.slow  # a gunicorn subprocess drained and stopped
 def test_sigterm_drains_then_stops_under_gunicorn(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dockerfile
+import pytest
 
 from tests.conftest import free_port
 from tests.test_server import get
@@ -159,6 +160,7 @@ def _installed_versions() -> str:
     return "".join(line + "\n" for line in frozen.splitlines() if "==" in line)
 
 
+@pytest.mark.slow  # builds a virtual environment and serves from it
 def test_the_dockerfile_steps_install_migrate_start_and_stop_the_service(tmp_path: Path) -> None:
     replay = _Replay(tmp_path / "image")
     for step in _stage("build"):

@@ -23,7 +23,10 @@ from cds_service.storage.repository import feedback_records
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, live_server, screenshot, why_no_browser
 from tests.conftest import AUTH_OFF, NOW
 
-pytestmark = pytest.mark.skipif(why_no_browser() is not None, reason=str(why_no_browser()))
+pytestmark = [
+    pytest.mark.slow,  # a live server and Chromium
+    pytest.mark.skipif(why_no_browser() is not None, reason=str(why_no_browser())),
+]
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
 SYNTHEA = (

@@ -273,6 +273,7 @@ _jwk_members = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow  # hypothesis, 300 documents
 @settings(max_examples=300, deadline=None)
 @given(key=_jwk_members | _json)
 def test_any_json_as_a_jwk_is_judged_never_crashes(key: Any) -> None:
