@@ -152,7 +152,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     """Post every body once (after a warm-up) and return its status, size and CPU time."""
     os.environ.setdefault("MIPOMERSEN_CDS_DATA_DIR", tempfile.mkdtemp(prefix="mipomersen-adv-"))
     from cds_service import create_app
-    from cds_service.server import warm_up
+    from cds_service.cli.serve import warm_up
 
     app = create_app({"AUTH": "off"}, environ=dict(os.environ))
     warm_up()

@@ -36,8 +36,8 @@ from bench.audit_cost import percentile
 from bench.loadgen import LoadResult, run_load
 from bench.workload import NOW, encoded, order_sign_request
 from cds_service import create_app
-from cds_service.discovery import find_service
-from cds_service.evaluation import answer_hook
+from cds_service.hooks.discovery import find_service
+from cds_service.hooks.evaluation import answer_hook
 from cds_service.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +145,7 @@ def http(seconds: float, workers: int, threads: int) -> list[dict[str, Any]]:
             [
                 sys.executable,
                 "-m",
-                "cds_service.cli",
+                "cds_service.cli.main",
                 "serve",
                 "--port",
                 "{port}",

@@ -53,11 +53,10 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cds_service.errors import ConfigurationError
+from cds_service.hooks.json_limits import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
+from cds_service.rules.config import DEFAULT_ULN, Profile, RuleConfig
 from fhir_mappings.values import Analyte, MedicationCodes
-
-from .errors import ConfigurationError
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
-from .rules.config import DEFAULT_ULN, Profile, RuleConfig
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

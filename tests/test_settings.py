@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cli import main
+from cds_service.cli.main import main
 from cds_service.errors import ConfigurationError
 from cds_service.rules import Profile, RuleConfig
 from cds_service.rules.config import DEFAULT_ULN

@@ -40,11 +40,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from cds_service.rules.config import RuleConfig
+from cds_service.rules.decision import AssessedResult
+from cds_service.rules.uln import exact_multiple, reaches_multiple
 from fhir_mappings.values import TRANSAMINASES, Analyte
-
-from .config import RuleConfig
-from .decision import AssessedResult
-from .uln import exact_multiple, reaches_multiple
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,9 @@ import math
 from collections.abc import Iterable
 from fractions import Fraction
 
+from cds_service.rules.config import RuleConfig
+from cds_service.rules.decision import AssessedResult
+from cds_service.rules.ordering import results_newest_first
 from fhir_mappings.values import (
     TRANSAMINASES,
     Analyte,
@@ -39,10 +42,6 @@ from fhir_mappings.values import (
     UnusableReason,
     UnusableResult,
 )
-
-from .config import RuleConfig
-from .decision import AssessedResult
-from .ordering import results_newest_first
 
 _TOLERANCE = Fraction(1, 10**9)
 
