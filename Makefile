@@ -52,6 +52,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 # schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.

@@ -54,7 +54,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cds_service.errors import ConfigurationError
-from cds_service.hooks.json_limits import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
 from cds_service.rules.config import DEFAULT_ULN, Profile, RuleConfig
 from fhir_mappings.values import Analyte, MedicationCodes
 
@@ -71,6 +70,9 @@ __all__ = [
     "settings_report",
     "sqlite_database_url",
 ]
+
+DEFAULT_MAX_JSON_DEPTH = 64  # real CDS Hooks requests nest 11-13 levels (examples/, Synthea)
+MAX_JSON_DEPTH_LIMIT = 500  # beyond this the standard JSON parser itself gives up
 
 DATABASE_FILE_NAME = "mipomersen-cds.sqlite3"
 SQLITE_STORE = "sqlite"

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import redis
 
+from cds_service.disk import free_space_problem
 from cds_service.errors import ConfigurationError, ServiceUnavailable
 from cds_service.settings import Settings
 
@@ -77,8 +78,6 @@ class SqliteReplayStore:
 
     def problem(self) -> str | None:
         """Return why the store cannot take writes now (for /readyz), or None."""
-        from cds_service.web.readiness import free_space_problem
-
         try:
             with self._connect() as connection:
                 connection.execute("BEGIN IMMEDIATE")  # rolled back on exit

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+from cds_service.settings import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
 from fhir_mappings import shorten
 
 __all__ = [
@@ -22,8 +23,6 @@ __all__ = [
     "printable",
 ]
 
-DEFAULT_MAX_JSON_DEPTH = 64  # real CDS Hooks requests nest 11-13 levels (examples/, Synthea)
-MAX_JSON_DEPTH_LIMIT = 500  # beyond this the standard JSON parser itself gives up
 
 
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes

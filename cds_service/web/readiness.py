@@ -3,7 +3,7 @@
 Each check returns `ok`, `not used`, or a short reason (`unreachable`, `read-only`,
 `disk full`, `not writable`); the answer is 503 when any check gives a reason, and `failed`
 names the checks that did. A full disk is a reason before the first write fails: below
-`MIN_FREE_BYTES` an audit record or a metrics page may no longer fit.
+`disk.MIN_FREE_BYTES` an audit record or a metrics page may no longer fit.
 """
 
 from __future__ import annotations
@@ -16,30 +16,19 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.auth.replay import ReplayStore
+from cds_service.disk import free_space_problem
 from cds_service.records.storage import Database
 
 __all__ = [
     "FINE",
-    "MIN_FREE_BYTES",
     "database_check",
-    "free_space_problem",
     "metrics_check",
     "replay_check",
 ]
 
-MIN_FREE_BYTES = 1024 * 1024
 OK = "ok"
 NOT_USED = "not used"
 FINE = frozenset({OK, NOT_USED})
-
-
-def free_space_problem(directory: Path) -> str | None:
-    """Return `disk full` when fewer than `MIN_FREE_BYTES` are free where `directory` lives."""
-    try:
-        stats = os.statvfs(directory)
-    except OSError:
-        return "unreachable"
-    return "disk full" if stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES else None
 
 
 def database_check(database: Database) -> str:
