@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from cds_service.cli.exits import EXIT_BAD_INPUT
 from cds_service.errors import CdsServiceError
 from cds_service.settings import Settings, load_settings
 
@@ -32,7 +33,6 @@ DEV_ISSUER = "https://dev-token.mipomersen-cds.invalid"  # `.invalid`: never a r
 KEY_ID = "mipomersen-cds-dev-1"
 KEY_FILE_NAME = "dev-token-es384.pem"
 DEFAULT_LIFETIME_SECONDS = 300
-EXIT_BAD_INPUT = 2
 
 
 def add_command(commands: Any) -> None:

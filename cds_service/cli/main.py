@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from cds_service.cli.corpus import corpus_files, run_corpus
 from cds_service.cli.dev_token import add_command as add_dev_token_command
+from cds_service.cli.exits import EXIT_BAD_INPUT, InputError
 from cds_service.cli.records import add_commands as add_record_commands
 from cds_service.cli.terminal import render_answer
 from cds_service.errors import CdsServiceError, HttpError, PreconditionFailed
@@ -39,7 +40,6 @@ from cds_service.settings import (
 )
 from fhir_mappings import FhirMappingError, parse_fhir_datetime, preload_validators
 
-EXIT_BAD_INPUT = 2
 # A date alone or a time without an offset would leave the instant to guess: refused.
 _DATE_TIME_WITH_OFFSET = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
@@ -255,7 +255,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
         if corpus:
             files = corpus_files(arguments.files)
             if not files:
-                raise _InputError("no *.json files found in " + ", ".join(arguments.files))
+                raise InputError("no *.json files found in " + ", ".join(arguments.files))
         answer = _answerer(arguments, settings, now)
         if corpus:
             preload_validators()  # once, not on the first file
@@ -280,14 +280,14 @@ def _is_corpus(arguments: argparse.Namespace) -> bool:
     """Return whether the output is JSON lines: a directory, several files or --format jsonl."""
     several = len(arguments.files) > 1 or any(os.path.isdir(name) for name in arguments.files)
     if several and arguments.format in ("text", "json"):
-        raise _InputError(
+        raise InputError(
             f"--format {arguments.format} is for one FILE; a directory or several FILEs give "
             "JSON lines (--format jsonl)"
         )
     if "-" in arguments.files and (several or arguments.format == "jsonl"):
-        raise _InputError("- (stdin) is for one request; name the files instead")
+        raise InputError("- (stdin) is for one request; name the files instead")
     if arguments.add_mipomersen_order and arguments.hook == "patient-view":
-        raise _InputError("--add-mipomersen-order adds an order: use order-sign or order-select")
+        raise InputError("--add-mipomersen-order adds an order: use order-sign or order-select")
     return several or arguments.format == "jsonl"
 
 
@@ -322,7 +322,7 @@ def _answerer(
 
 def _with_what_if_order(body: Any, now: datetime) -> dict[str, Any]:
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-        raise _InputError("--add-mipomersen-order needs a FHIR Bundle (a patient's resources)")
+        raise InputError("--add-mipomersen-order needs a FHIR Bundle (a patient's resources)")
     return with_mipomersen_order(body, now)
 
 
@@ -331,7 +331,7 @@ def _token(variable: str | None) -> str | None:
         return None
     token = os.environ.get(variable)
     if not token:
-        raise _InputError(f"--token-env {variable}: that environment variable is not set")
+        raise InputError(f"--token-env {variable}: that environment variable is not set")
     return token
 
 
@@ -359,11 +359,11 @@ def _parse_now(text: str | None) -> datetime:
         return datetime.now(UTC)
     problem = f"--now {text!r} is not an ISO 8601 date-time with offset (e.g. 2026-11-23T12:00:00Z)"
     if not _DATE_TIME_WITH_OFFSET.fullmatch(text):
-        raise _InputError(problem)
+        raise InputError(problem)
     try:
         moment, _ = parse_fhir_datetime(text, "--now")
     except FhirMappingError:
-        raise _InputError(problem) from None
+        raise InputError(problem) from None
     return moment
 
 
@@ -375,12 +375,9 @@ def _read_input(name: str) -> bytes:
             data = handle.read()
     if not data.strip():
         where = "standard input" if name == "-" else name
-        raise _InputError(f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON")
+        raise InputError(f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON")
     return data
 
-
-class _InputError(CdsServiceError):
-    """Input the CLI cannot use."""
 
 
 def _describe(error: Exception) -> str:
@@ -398,23 +395,23 @@ def _describe(error: Exception) -> str:
 def _as_hook_request(body: Any, hook: str | None) -> tuple[ServiceDefinition, Any]:
     """Return the service and CDS Hooks request body for a decoded input file."""
     if not isinstance(body, dict):
-        raise _InputError("input must be a JSON object: a CDS Hooks request or a FHIR Bundle")
+        raise InputError("input must be a JSON object: a CDS Hooks request or a FHIR Bundle")
     if body.get("resourceType") == "Bundle":
         return bundle_to_hook_request(body, hook)
     if "resourceType" in body:
-        raise _InputError(
+        raise InputError(
             f"input is a FHIR {body['resourceType']!s:.40}, not a Bundle or a CDS Hooks request"
         )
     sent_hook = body.get("hook")
     service = _HOOK_SERVICES.get(sent_hook) if isinstance(sent_hook, str) else None
     if service is None:
-        raise _InputError(
+        raise InputError(
             "input has no supported 'hook' (expected one of "
             + ", ".join(sorted(_HOOK_SERVICES))
             + ")"
         )
     if hook is not None and hook != sent_hook:
-        raise _InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
+        raise InputError(f"--hook {hook} does not match the request's hook {sent_hook}")
     return service, body
 
 

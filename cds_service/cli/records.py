@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from cds_service.cli.exits import EXIT_BAD_INPUT, InputError
 from cds_service.errors import CdsServiceError
 from cds_service.records.report import build_report, render_text
 from cds_service.records.storage import (
@@ -46,7 +47,6 @@ from cds_service.settings import Settings, load_settings
 from fhir_mappings import FhirMappingError, parse_fhir_datetime
 
 EXIT_DATABASE = 1
-EXIT_BAD_INPUT = 2
 # Commands may wait longer than a hook call for a lock or a long statement (a large purge).
 COMMAND_TIMEOUT_SECONDS = 300.0
 
@@ -126,7 +126,7 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
             _require_existing_sqlite(url)
             with open_database(url, timeout_seconds=COMMAND_TIMEOUT_SECONDS) as database:
                 command(arguments, settings, database)
-        except _InputError as error:
+        except InputError as error:
             return _fail(str(error), EXIT_BAD_INPUT)
         except CdsServiceError as error:
             return _fail(f"configuration error: {error}", EXIT_BAD_INPUT)
@@ -136,9 +136,6 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
 
     return run
 
-
-class _InputError(CdsServiceError):
-    """An argument the command cannot use."""
 
 
 def describe_database(url: str) -> str:
@@ -161,7 +158,7 @@ def _require_existing_sqlite(url: str) -> None:
     """Refuse a SQLite file that does not exist, rather than report on a new, empty one."""
     parsed = make_url(url)
     if is_sqlite(parsed) and not Path(parsed.database or "").exists():
-        raise _InputError(
+        raise InputError(
             f"no database at {Path(parsed.database or '').absolute()}: run the command where "
             f"the service runs, or set {Settings.variable('data_dir')} or "
             f"{Settings.variable('database_url')} to the service's database "
@@ -175,7 +172,7 @@ def _since(text: str | None) -> datetime | None:
     try:
         moment, _ = parse_fhir_datetime(text, "--since")
     except FhirMappingError:
-        raise _InputError(
+        raise InputError(
             f"--since {text!r} is not an ISO 8601 date or date-time (e.g. 2026-11-01)"
         ) from None
     return moment

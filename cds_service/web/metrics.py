@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from cds_service.hooks.discovery import SERVICES
+from cds_service.web.request_facts import request_facts
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 SERVICE_IDS = frozenset(service.id for service in SERVICES)
@@ -93,9 +94,6 @@ class Metrics:
 def install_metrics(app: Flask, metrics: Metrics) -> None:
     """Record every hook call's latency, decision and status, and every 401, for `app`."""
 
-    def start() -> None:
-        g.metrics_started = time.perf_counter()
-
     def record(response: Response) -> Response:
         status = response.status_code
         if status == 401:
@@ -103,13 +101,13 @@ def install_metrics(app: Flask, metrics: Metrics) -> None:
         service = (request.view_args or {}).get("service_id")
         # Only the services that exist become label values: any path must not grow the registry.
         if request.endpoint == "cds_services.call_service" and service in SERVICE_IDS:
-            elapsed = time.perf_counter() - g.get("metrics_started", time.perf_counter())
+            facts = request_facts()
+            elapsed = time.perf_counter() - facts.started
             metrics.hook_duration.labels(service).observe(elapsed)
             if status == 200:
-                metrics.decisions.labels(service, g.get("log_decision", "none")).inc()
+                metrics.decisions.labels(service, facts.decision).inc()
             elif status == 412:
                 metrics.precondition_failed.labels(service).inc()
         return response
 
-    app.before_request(start)
     app.after_request(record)

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from cds_service.auth.authenticator import current_client
+from cds_service.web.request_facts import request_facts
 
-__all__ = ["JsonFormatter", "install_request_log", "logging_config", "note_hook_call"]
+__all__ = ["JsonFormatter", "install_request_log", "logging_config"]
 
 REQUEST_LOGGER = "cds_service.requests"
 _CORE_KEYS = frozenset({"time", "level", "logger", "message", "exception"})
@@ -79,30 +80,22 @@ def install_request_log(app: Flask) -> None:
     app.after_request(_log_request)
 
 
-def note_hook_call(*, hook_instance: object = None, decision: str | None = None) -> None:
-    """Add the hook call's hookInstance (if it is a string) or decision to the request line."""
-    if isinstance(hook_instance, str):
-        g.log_hook_instance = hook_instance[:64]
-    if decision is not None:
-        g.log_decision = decision
-
-
 def _start_clock() -> None:
-    g.log_started = time.perf_counter()
+    request_facts()  # the clock starts when the facts are first asked for
 
 
 def _log_request(response: Response) -> Response:
-    started = g.get("log_started", time.perf_counter())
+    facts = request_facts()
     service = (request.view_args or {}).get("service_id")
     client = current_client()
     fields: dict[str, Any] = {
         "method": request.method,
         "path": request.path[:_MAX_TEXT],
         "service": service[:_MAX_TEXT] if isinstance(service, str) else None,
-        "hookInstance": g.get("log_hook_instance"),
+        "hookInstance": facts.hook_instance,
         "status": response.status_code,
-        "decision": g.get("log_decision", "none"),
-        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        "decision": facts.decision,
+        "duration_ms": round((time.perf_counter() - facts.started) * 1000, 1),
     }
     if client is not None:
         fields["iss"] = client.issuer

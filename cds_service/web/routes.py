@@ -18,7 +18,7 @@ from cds_service.hooks.limits import HTTP_LIMITS, bounded_work
 from cds_service.hooks.request import decode_json_body
 from cds_service.records.feedback import feedback_response, parse_feedback, store_feedback
 from cds_service.web.request_body import read_body
-from cds_service.web.request_log import note_hook_call
+from cds_service.web.request_facts import note_hook_call
 from cds_service.web.responses import json_response
 from cds_service.web.state import service_state
 
