@@ -347,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["in-process", "http", "fhir", "audit"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["in-process", "http", "fhir", "audit", "adversarial"],
     )
     arguments = parser.parse_args(argv)
     budget = 0.5 if arguments.quick else 2.0
@@ -381,6 +384,17 @@ def main(argv: list[str] | None = None) -> int:
             "Audit trail on and off (examples/withhold-alt-5x-uln.json, in process, SQLite)",
             [{"mode": k, **v} for k, v in results["audit"].items() if isinstance(v, dict)],
         )
+    if "adversarial" not in arguments.skip:
+        from bench.adversarial import run as adversarial_run
+        from bench.adversarial import worst_body
+
+        results["adversarial"] = adversarial_run(quick=arguments.quick)
+        _print_table(
+            "Adversarial bodies (each under the size limit, built to cost the most CPU per byte)",
+            results["adversarial"],
+        )
+        results["adversarial_worst"] = worst_body(results["adversarial"])
+        _print_table("Worst adversarial body", [results["adversarial_worst"]])
     results["goals"] = goals(results)
     _print_table("Goals", results["goals"])
     RESULTS.mkdir(parents=True, exist_ok=True)
