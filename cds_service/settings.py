@@ -53,6 +53,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from fhir_mappings import ValidationScope
 from fhir_mappings.values import Analyte, MedicationCodes
 
 from .errors import ConfigurationError
@@ -451,6 +452,9 @@ ProfileSetting = Annotated[
     Profile, PlainValidator(_choice(Profile, "is not a rule profile; choose one of"))
 ]
 AuthSetting = Annotated[AuthMode, PlainValidator(_choice(AuthMode, "must be one of"))]
+ValidationSetting = Annotated[
+    ValidationScope, PlainValidator(_choice(ValidationScope, "must be one of"))
+]
 Switch = Annotated[bool, PlainValidator(_switch)]
 Multiple = Annotated[float, Field(gt=0)]  # × ULN
 Days = Annotated[float, Field(gt=0)]
@@ -607,6 +611,11 @@ class Settings(BaseSettings):
         ge=8,
         le=MAX_JSON_DEPTH_LIMIT,
         description="deepest nesting of arrays and objects accepted (400 above)",
+    )
+    fhir_validation: ValidationSetting = Field(
+        ValidationScope.CONSUMED,
+        description="FHIR validation of the resources the rules read: `consumed` (the elements "
+        "they read) or `full` (every element; slower)",
     )
 
     # --- authentication and CORS (CDS Hooks 2.0.1 § Trusting CDS Clients) ---
