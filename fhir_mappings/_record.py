@@ -120,9 +120,16 @@ class _Candidate:
     analyte: Analyte
     loinc: str
     day: date | None = None
+    unvalidated: LabResult | UnusableResult | None = None  # `read()` before validation
 
     def __post_init__(self) -> None:
         self.day = effective_day(self.item.resource)
+
+    def read(self) -> LabResult | UnusableResult:
+        """Read the result without validating it (once: the read depends only on the JSON)."""
+        if self.unvalidated is None:
+            self.unvalidated = read_lab_result(self.item, self.analyte, self.loinc)
+        return self.unvalidated
 
 
 class _RecordReader:
@@ -165,7 +172,7 @@ class _RecordReader:
             self._skipped.append(problem)
             result = invalid_result(item, candidate.analyte, candidate.loinc, problem)
         else:
-            result = read_lab_result(item, candidate.analyte, candidate.loinc)
+            result = candidate.read()
         self._observation_cache[candidate.order] = result
         return result
 
@@ -317,5 +324,5 @@ def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:
     """Return True when an older result may matter; a cheap read decides, unvalidated."""
     if window.keep_older is None:
         return True
-    result = read_lab_result(candidate.item, candidate.analyte, candidate.loinc)
+    result = candidate.read()
     return not isinstance(result, LabResult) or window.keep_older(result)
