@@ -55,6 +55,7 @@ from sqlalchemy.exc import ArgumentError
 
 from cds_service.errors import ConfigurationError
 from cds_service.rules.config import DEFAULT_ULN, Profile, RuleConfig
+from fhir_mappings import ValidationScope
 from fhir_mappings.values import Analyte, MedicationCodes
 
 __all__ = [
@@ -452,6 +453,9 @@ ProfileSetting = Annotated[
     Profile, PlainValidator(_choice(Profile, "is not a rule profile; choose one of"))
 ]
 AuthSetting = Annotated[AuthMode, PlainValidator(_choice(AuthMode, "must be one of"))]
+ValidationSetting = Annotated[
+    ValidationScope, PlainValidator(_choice(ValidationScope, "must be one of"))
+]
 Switch = Annotated[bool, PlainValidator(_switch)]
 Multiple = Annotated[float, Field(gt=0)]  # × ULN
 Days = Annotated[float, Field(gt=0)]
@@ -608,6 +612,11 @@ class Settings(BaseSettings):
         ge=8,
         le=MAX_JSON_DEPTH_LIMIT,
         description="deepest nesting of arrays and objects accepted (400 above)",
+    )
+    fhir_validation: ValidationSetting = Field(
+        ValidationScope.CONSUMED,
+        description="FHIR validation of the resources the rules read: `consumed` (the elements "
+        "they read) or `full` (every element; slower)",
     )
 
     # --- authentication and CORS (CDS Hooks 2.0.1 § Trusting CDS Clients) ---

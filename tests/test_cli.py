@@ -240,3 +240,15 @@ def test_token_env_that_is_not_set_exits_2(
         capsys,
     )
     assert status == 2 and "NO_SUCH_TOKEN" in err
+
+
+def test_validate_full_also_refuses_an_invalid_element_the_rules_never_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = {**observation("ALT", 236, "2026-11-20", high=40), "category": "laboratory"}
+    path = write(tmp_path, hook_request(drafts=(medication_request("d1"),), labs=(lab,)))
+    _, consumed, _ = run(["evaluate", path, "--now", NOW], capsys)
+    _, full, _ = run(["evaluate", path, "--now", NOW, "--validate", "full"], capsys)
+    assert consumed.startswith("[CRITICAL] Withhold mipomersen: ALT 236 U/L")
+    assert not full.startswith("[CRITICAL] Withhold mipomersen: ALT 236 U/L")
+    assert "category" in full

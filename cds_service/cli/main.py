@@ -157,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"rule profile (default: {Settings.variable('profile')}, else label)",
     )
     evaluate.add_argument(
+        "--validate",
+        choices=["consumed", "full"],
+        help="FHIR validation of the resources the rules read: the elements they read, or "
+        f"every element (default: {Settings.variable('fhir_validation')}, else consumed)",
+    )
+    evaluate.add_argument(
         "--fhir-server",
         metavar="URL",
         help="FHIR base URL to fetch what the request's prefetch lacks from (sets fhirServer; "
@@ -249,8 +255,10 @@ def _settings(arguments: argparse.Namespace) -> int:
 def _evaluate(arguments: argparse.Namespace) -> int:
     try:
         corpus = _is_corpus(arguments)
-        overrides = {"PROFILE": arguments.profile} if arguments.profile else None
-        settings = load_settings(os.environ, overrides)
+        overrides = {"PROFILE": arguments.profile} if arguments.profile else {}
+        if arguments.validate:
+            overrides["FHIR_VALIDATION"] = arguments.validate
+        settings = load_settings(os.environ, overrides or None)
         now = _parse_now(arguments.now)
         if corpus:
             files = corpus_files(arguments.files)

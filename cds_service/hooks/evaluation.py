@@ -39,6 +39,7 @@ from fhir_mappings import (
     FhirItem,
     IdentityProblem,
     PatientIdentity,
+    ValidationScope,
     attribute_items,
     identify_mipomersen_orders,
     read_patient_record,
@@ -117,6 +118,7 @@ def evaluate_hook(
     medication_codes: MedicationCodes,
     now: datetime,
     fetcher: PrefetchFetcher | None = None,
+    validation: ValidationScope = ValidationScope.CONSUMED,
 ) -> HookEvaluation:
     """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
     plans = {key: plan_key(request, key, t) for key, t in prefetch_templates().items()}
@@ -158,6 +160,7 @@ def evaluate_hook(
         medication_codes=medication_codes,
         window=reading_window(rules, now),
         unattributed=data.unattributed,
+        validation=validation,
     )
     orders = orders_in_scope(record.medication_orders, occasion=occasion, selections=selections)
     evaluation = evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)
@@ -289,6 +292,7 @@ def answer_hook(
         medication_codes=settings.medication_codes,
         now=now,
         fetcher=fetcher,
+        validation=settings.fhir_validation,
     )
     context = CardContext(
         is_order_hook=request.is_order_hook,

@@ -9,8 +9,11 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
+import msgspec
+
 from cds_service.settings import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
 from fhir_mappings import shorten
+from fhir_mappings.decimals import decode_float
 
 __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",
@@ -84,7 +87,13 @@ def load_checked(text: str, body: bytes, *, parse_constant: Any) -> Any:
     Raises `json.JSONDecodeError` for invalid JSON and `UnusableValue` naming the first value
     that is a number out of range or a string (or key) with a lone surrogate. Both checks cost
     nothing on an ordinary body: the walk that finds the path runs only when one was seen.
+    The common case is decoded by msgspec (about twice as fast as the standard library), its
+    float literals through `decode_float` (exact decimals); a body it refuses, or one that may
+    hold a number out of range, is decoded again here, so every refusal reads as before.
     """
+    value = _decode_fast(body)
+    if value is not _CAREFUL:
+        return value
     flagged: list[bool] = []
 
     def parse_int(literal: str) -> Any:
@@ -111,6 +120,38 @@ def load_checked(text: str, body: bytes, *, parse_constant: Any) -> Any:
         if path is not None:
             raise UnusableValue(path, SURROGATE_PROBLEM)
     return value
+
+
+_CAREFUL = object()  # the body needs the standard library's decoder and its messages
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_INTEGER_DIGITS + 1))
+
+
+class _OutOfRangeFloat(ValueError):
+    """A float literal past the largest double: left to the careful decoder, which names it."""
+
+
+def _float_or_refuse(literal: str) -> float:
+    number = decode_float(literal)
+    if math.isinf(number):
+        raise _OutOfRangeFloat(literal[:20])
+    return number
+
+
+_FAST_DECODER = msgspec.json.Decoder(float_hook=_float_or_refuse)
+
+
+def _decode_fast(body: bytes) -> Any:
+    """Return the decoded body, or `_CAREFUL` when the careful decoder must see it.
+
+    msgspec refuses lone surrogates, NaN and Infinity itself; an integer of more digits than
+    any double holds is found on the raw bytes (in C) before decoding.
+    """
+    if _LONG_DIGITS.search(body):
+        return _CAREFUL
+    try:
+        return _FAST_DECODER.decode(body)
+    except (msgspec.DecodeError, _OutOfRangeFloat):
+        return _CAREFUL
 
 
 def _has_lone_surrogate(item: Any) -> bool:
