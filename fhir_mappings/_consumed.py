@@ -94,8 +94,8 @@ def consumed_part(resource: Mapping[str, Any]) -> dict[str, Any]:
     own field) is kept, so the models refuse it as before: only elements FHIR defines and the
     rules never read are left out.
     """
-    resource_type = resource.get("resourceType")
-    consumed = CONSUMED.get(resource_type)  # type: ignore[arg-type]
+    resource_type = str(resource.get("resourceType"))
+    consumed = CONSUMED.get(resource_type)
     if consumed is None:
         return dict(resource)  # a type validated whole
     declared = declared_elements(resource_type)
@@ -125,12 +125,12 @@ def is_certainly_valid(resource: Mapping[str, Any]) -> bool:
 
     False is not a verdict: the caller then validates `consumed_part(resource)` in full.
     """
-    resource_type = resource.get("resourceType")
-    checks = _CHECKS.get(resource_type)  # type: ignore[arg-type]
+    resource_type = str(resource.get("resourceType"))
+    checks = _CHECKS.get(resource_type)
     if checks is None:
         return False
     required, by_key = checks
-    consumed = CONSUMED[resource_type]  # type: ignore[index]
+    consumed = CONSUMED[resource_type]
     declared = declared_elements(resource_type)
     for key in required:
         if key not in resource:
@@ -146,7 +146,7 @@ def is_certainly_valid(resource: Mapping[str, Any]) -> bool:
         if value is None or not check(value):
             return False
     # choice elements (fhir_core's one-of-many rule): at most one, or exactly one if required
-    for choices, one_required in _CHOICES.get(resource_type, ()):  # type: ignore[arg-type]
+    for choices, one_required in _CHOICES.get(resource_type, ()):
         present = sum(key in resource for key in choices)
         if present > 1 or (one_required and present == 0):
             return False

@@ -52,4 +52,4 @@ def state_of(app: Flask) -> ServiceState:
 
 def service_state() -> ServiceState:
     """Return the state of the app handling the current request."""
-    return state_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    return state_of(current_app)
