@@ -194,6 +194,7 @@ def http(seconds: float, workers: int, threads: int) -> list[dict[str, Any]]:
                 "gthread",
                 "--access-logfile",
                 "-",
+                "--no-control-socket",  # gunicorn >= 25.1 would write to $HOME/.gunicorn
                 "bench.echo_app:app",
             ],
             "/",
