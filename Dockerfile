@@ -41,7 +41,7 @@ EXPOSE 8080
 # Liveness only: readiness (/readyz, the database) is the orchestrator's business.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
-# gunicorn with the project's own configuration (cds_service/gunicorn_conf.py), through the
+# gunicorn with the project's own configuration (cds_service/cli/gunicorn_conf.py), through the
 # service's own start-up checks; SIGTERM drains for MIPOMERSEN_CDS_DRAIN_SECONDS, then stops.
 STOPSIGNAL SIGTERM
 CMD ["mipomersen-cds", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -56,14 +56,16 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --cov --cov-report=term
 
-# The quick loop: ruff, mypy and every test but those marked `slow` (processes, servers, fuzzing,
-# long property runs) and the PostgreSQL twins of the storage tests; no coverage. `make test`
-# runs everything.
+# The quick loop: the same lint, import contract and type checks, and every test but those marked
+# `slow` (processes, servers, browser, fuzzing, long property runs) and the PostgreSQL twins of
+# the storage tests; no coverage. `make test` runs everything.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not postgres"
 
 # schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.

@@ -6,7 +6,7 @@ Calls the order-sign service in-process (Flask test client, no network) with
 examples/withhold-alt-5x-uln.json, alternating an app that writes the audit record with the same
 app whose audit trail neither builds nor writes the record, and prints the latency of each and
 the difference. The default database is a fresh SQLite file (WAL; audit commits are
-synchronous=NORMAL, see cds_service/storage/database.py) in a temporary directory; pass
+synchronous=NORMAL, see cds_service/records/storage/database.py) in a temporary directory; pass
 --database-url for PostgreSQL (migrated first with `mipomersen-cds db upgrade`).
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 from flask import Flask
 
 from cds_service import create_app
-from cds_service.app import EXTENSION_NAME, ServiceState
-from cds_service.audit import AuditTrail, HookCall
+from cds_service.records.audit import AuditTrail, HookCall
+from cds_service.web.state import EXTENSION_NAME, ServiceState
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "withhold-alt-5x-uln.json"
 PATH = "/cds-services/mipomersen-order-sign"

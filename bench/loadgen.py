@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+MARKER = b"@@@@@@@@"  # bench.workload.REQUEST_MARKER: replaced by each request's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +43,19 @@ class LoadResult:
 
 
 async def _client(
-    host: str, port: int, request: bytes, deadline: float, latencies: list[float], errors: list[int]
+    host: str,
+    port: int,
+    request: bytes,
+    deadline: float,
+    latencies: list[float],
+    errors: list[int],
+    numbers: Iterator[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(request.replace(MARKER, b"%08d" % next(numbers)))
             await writer.drain()
             status_line = await reader.readline()
             length = 0
@@ -66,10 +76,17 @@ async def _client(
         writer.close()
 
 
+_NUMBERS = itertools.count()
+
+
 def run_load(
     host: str, port: int, path: str, body: bytes, *, concurrency: int, seconds: float
 ) -> LoadResult:
-    """Drive `concurrency` keep-alive clients posting `body` to `path` for `seconds`."""
+    """Drive `concurrency` keep-alive clients posting `body` to `path` for `seconds`.
+
+    Every `MARKER` in `body` is replaced by the request's own number, so no two requests of a
+    run (nor of two runs in one process) are the same.
+    """
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
@@ -81,7 +98,10 @@ def run_load(
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(
-            *(_client(host, port, request, deadline, latencies, errors) for _ in range(concurrency))
+            *(
+                _client(host, port, request, deadline, latencies, errors, _NUMBERS)
+                for _ in range(concurrency)
+            )
         )
         return time.perf_counter() - started
 

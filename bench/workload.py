@@ -58,7 +58,7 @@ MIPOMERSEN = {
 
 
 def _observation(
-    index: int, test: tuple[Any, ...], when: datetime, rng: random.Random
+    index: int, test: tuple[Any, ...], when: datetime, rng: random.Random, tag: str = ""
 ) -> dict[str, Any]:
     code, display, unit, typical, uln = test
     value = round(typical * rng.uniform(0.6, 1.4) * (2.5 if rng.random() < 0.02 else 1.0), 2)
@@ -77,7 +77,7 @@ def _observation(
             high.update(value=round(uln / 60, 3), unit="ukat/L", code="ukat/L")
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": f"obs-{index}",
+        "id": f"obs-{tag}{index}",
         "meta": {"versionId": "1", "lastUpdated": when.isoformat()},
         "status": "final",
         "category": [
@@ -105,7 +105,7 @@ def _observation(
     return resource
 
 
-def liver_history(count: int, *, seed: int = 7) -> list[dict[str, Any]]:
+def liver_history(count: int, *, seed: int = 7, tag: str = "") -> list[dict[str, Any]]:
     """Return `count` liver Observations, newest first, ending with a normal panel two days ago."""
     rng = random.Random(seed)
     observations: list[dict[str, Any]] = []
@@ -115,7 +115,7 @@ def liver_history(count: int, *, seed: int = 7) -> list[dict[str, Any]]:
         for test in panel:
             if len(observations) == count:
                 break
-            observations.append(_observation(len(observations), test, when, rng))
+            observations.append(_observation(len(observations), test, when, rng, tag))
         when -= timedelta(days=rng.choice((7, 14, 28, 30)))
     if count >= 2:  # the newest ALT and AST are normal, so the answer is "no card"
         for observation in observations[:2]:
@@ -125,21 +125,27 @@ def liver_history(count: int, *, seed: int = 7) -> list[dict[str, Any]]:
     return observations
 
 
-def order_sign_request(observation_count: int, *, with_prefetch: bool = True) -> dict[str, Any]:
-    """Return an order-sign request for a patient on mipomersen since 2022."""
+def order_sign_request(
+    observation_count: int, *, with_prefetch: bool = True, seed: int = 7, tag: str = ""
+) -> dict[str, Any]:
+    """Return an order-sign request for a patient on mipomersen since 2022.
+
+    `seed` varies the values and `tag` goes into every resource id, `fullUrl` and the
+    `hookInstance`, so requests made with different ones share no resource (a cold call).
+    """
     draft = {
         "resourceType": "MedicationRequest",
-        "id": "draft-1",
+        "id": f"draft-{tag}1",
         "status": "draft",
         "intent": "order",
         "medicationCodeableConcept": MIPOMERSEN,
         "subject": {"reference": f"Patient/{PATIENT}"},
         "authoredOn": NOW.date().isoformat(),
     }
-    first = {**draft, "id": "rx-2022", "status": "active", "authoredOn": "2022-03-01"}
+    first = {**draft, "id": f"rx-{tag}2022", "status": "active", "authoredOn": "2022-03-01"}
     body: dict[str, Any] = {
         "hook": "order-sign",
-        "hookInstance": "3c1b1d84-5c5b-4c19-9bd8-6d1f0b9ef0a1",
+        "hookInstance": f"3c1b1d84-5c5b-4c19-9bd8-{tag}6d1f0b9ef0a1",
         "context": {
             "userId": "Practitioner/bench",
             "patientId": PATIENT,
@@ -153,20 +159,40 @@ def order_sign_request(observation_count: int, *, with_prefetch: bool = True) ->
     if with_prefetch:
         body["prefetch"] = {
             "patient": {"resourceType": "Patient", "id": PATIENT},
-            "liverLabs": _searchset(liver_history(observation_count)),
-            "medications": _searchset([first]),
-            "conditions": _searchset([]),
+            "liverLabs": _searchset(liver_history(observation_count, seed=seed, tag=tag), tag),
+            "medications": _searchset([first], tag),
+            "conditions": _searchset([], tag),
         }
     return body
 
 
-def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+def _searchset(resources: list[dict[str, Any]], tag: str = "") -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(resources),
-        "entry": [{"fullUrl": f"urn:uuid:{i}", "resource": r} for i, r in enumerate(resources)],
+        "entry": [
+            {"fullUrl": f"urn:uuid:{tag}{i}", "resource": r} for i, r in enumerate(resources)
+        ],
     }
+
+
+# Replaced in each HTTP request by that request's number (same width), so every request the
+# load generator sends has distinct resource ids and hookInstance (bench/loadgen.py).
+REQUEST_MARKER = b"@@@@@@@@"
+
+
+def distinct_bodies(observation_count: int, count: int) -> list[bytes]:
+    """Return `count` encoded requests with different values and resource ids."""
+    return [
+        encoded(order_sign_request(observation_count, seed=1000 + n, tag=f"r{n}-"))
+        for n in range(count)
+    ]
+
+
+def templated_body(observation_count: int) -> bytes:
+    """Return one encoded request whose ids hold `REQUEST_MARKER`, for the load generator."""
+    return encoded(order_sign_request(observation_count, tag=REQUEST_MARKER.decode() + "-"))
 
 
 def encoded(body: dict[str, Any]) -> bytes:

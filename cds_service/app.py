@@ -6,42 +6,28 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from .audit import AuditTrail
-from .auth import install_authentication
-from .errors import HttpError, InternalError, from_werkzeug
-from .evaluation import PrefetchFetcher
-from .fhir_client import FhirClient, build_session
-from .http_hardening import install_http_hardening
-from .logging_setup import install_request_log
-from .metrics import Metrics, install_metrics
-from .responses import json_response
-from .settings import Settings, load_settings, require_serving_settings
-from .startup import log_startup_notes_once
-from .storage import Database, open_database
-
-EXTENSION_NAME = "mipomersen_cds"
+from cds_service.auth.authenticator import install_authentication
+from cds_service.errors import HttpError, InternalError, from_werkzeug
+from cds_service.hooks.fhir_client import FhirClient, build_session
+from cds_service.records.audit import AuditTrail
+from cds_service.records.storage import open_database
+from cds_service.settings import load_settings, require_serving_settings
+from cds_service.web.hardening import install_http_hardening
+from cds_service.web.metrics import Metrics, install_metrics
+from cds_service.web.operations import bp as operations_bp
+from cds_service.web.request_log import install_request_log
+from cds_service.web.responses import json_response
+from cds_service.web.routes import bp as routes_bp
+from cds_service.web.startup import log_startup_notes_once
+from cds_service.web.state import ServiceState, install_state
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceState:
-    """What the views need per app: settings, the clock, the UUID factory and the database."""
-
-    settings: Settings
-    clock: Callable[[], datetime]
-    new_id: Callable[[], str]
-    fetcher: PrefetchFetcher
-    database: Database
-    audit: AuditTrail  # audit.failures counts audit records that could not be written
-    metrics: Metrics
 
 
 def create_app(
@@ -72,45 +58,40 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     metrics = Metrics()
-    app.extensions[EXTENSION_NAME] = ServiceState(
-        settings=settings,
-        clock=clock or _utc_now,
-        new_id=new_id or _random_uuid,
-        fetcher=FhirClient(
-            fhir_session or build_session(settings),
-            settings,
-            observe=metrics.observe_fetch,
-        ),
-        database=database,
-        audit=AuditTrail(
-            database, profile=settings.rules.profile, on_failure=metrics.count_audit_failure
-        ),
-        metrics=metrics,
-    )
-    from .operations import bp as operations_bp
-    from .views import bp
-
-    app.register_blueprint(bp)
-    app.register_blueprint(operations_bp)
-    if settings.playground:  # only ever with authentication off (config refuses otherwise)
-        from .playground import install_playground
-
-        install_playground(app)
     # Order matters: the request log times everything; preflights are answered before auth.
     install_request_log(app)
     install_metrics(app, metrics)
     install_http_hardening(app, settings)
-    install_authentication(app, settings)
+    authenticator = install_authentication(app, settings)
+    install_state(
+        app,
+        ServiceState(
+            settings=settings,
+            clock=clock or _utc_now,
+            new_id=new_id or _random_uuid,
+            fetcher=FhirClient(
+                fhir_session or build_session(settings),
+                settings,
+                observe=metrics.observe_fetch,
+            ),
+            database=database,
+            audit=AuditTrail(
+                database, profile=settings.rules.profile, on_failure=metrics.count_audit_failure
+            ),
+            metrics=metrics,
+            authenticator=authenticator,
+        ),
+    )
+    app.register_blueprint(routes_bp)
+    app.register_blueprint(operations_bp)
+    if settings.playground:  # only ever with authentication off (config refuses otherwise)
+        from cds_service.web.playground import install_playground
+
+        install_playground(app)
     app.register_error_handler(HttpError, _render_http_error)
     app.register_error_handler(HTTPException, _render_werkzeug_error)
     app.register_error_handler(Exception, _render_unexpected_error)
     return app
-
-
-def service_state() -> ServiceState:
-    """Return the state of the app handling the current request."""
-    state: ServiceState = current_app.extensions[EXTENSION_NAME]
-    return state
 
 
 def _utc_now() -> datetime:

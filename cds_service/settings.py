@@ -53,11 +53,10 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cds_service.errors import ConfigurationError
+from cds_service.rules.config import DEFAULT_ULN, Profile, RuleConfig
+from fhir_mappings import ValidationScope
 from fhir_mappings.values import Analyte, MedicationCodes
-
-from .errors import ConfigurationError
-from .json_limits import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
-from .rules.config import DEFAULT_ULN, Profile, RuleConfig
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -72,6 +71,9 @@ __all__ = [
     "settings_report",
     "sqlite_database_url",
 ]
+
+DEFAULT_MAX_JSON_DEPTH = 64  # real CDS Hooks requests nest 11-13 levels (examples/, Synthea)
+MAX_JSON_DEPTH_LIMIT = 500  # beyond this the standard JSON parser itself gives up
 
 DATABASE_FILE_NAME = "mipomersen-cds.sqlite3"
 SQLITE_STORE = "sqlite"
@@ -451,6 +453,9 @@ ProfileSetting = Annotated[
     Profile, PlainValidator(_choice(Profile, "is not a rule profile; choose one of"))
 ]
 AuthSetting = Annotated[AuthMode, PlainValidator(_choice(AuthMode, "must be one of"))]
+ValidationSetting = Annotated[
+    ValidationScope, PlainValidator(_choice(ValidationScope, "must be one of"))
+]
 Switch = Annotated[bool, PlainValidator(_switch)]
 Multiple = Annotated[float, Field(gt=0)]  # × ULN
 Days = Annotated[float, Field(gt=0)]
@@ -607,6 +612,11 @@ class Settings(BaseSettings):
         ge=8,
         le=MAX_JSON_DEPTH_LIMIT,
         description="deepest nesting of arrays and objects accepted (400 above)",
+    )
+    fhir_validation: ValidationSetting = Field(
+        ValidationScope.CONSUMED,
+        description="FHIR validation of the resources the rules read: `consumed` (the elements "
+        "they read) or `full` (every element; slower)",
     )
 
     # --- authentication and CORS (CDS Hooks 2.0.1 § Trusting CDS Clients) ---

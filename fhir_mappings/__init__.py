@@ -23,7 +23,7 @@ from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._text import shorten
 from fhir_mappings._times import parse_fhir_datetime
 from fhir_mappings._units import supported_units, to_canonical
-from fhir_mappings._validation import preload_validators
+from fhir_mappings._validation import ValidationScope, preload_validators
 from fhir_mappings.values import ReadingWindow
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "IdentityProblem",
     "PatientIdentity",
     "ReadingWindow",
+    "ValidationScope",
     "WorkLimitExceeded",
     "analyte_for_loinc",
     "attribute_items",

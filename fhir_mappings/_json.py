@@ -48,7 +48,9 @@ def number_at(obj: JsonObject, key: str) -> float | None:
     value = obj.get(key)
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        number = value  # a `DecimalLiteral` keeps its literal
+    elif isinstance(value, int):
         number = float(value)
     elif isinstance(value, str):
         try:

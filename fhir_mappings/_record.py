@@ -31,7 +31,7 @@ from fhir_mappings._observations import (
     read_lab_result,
 )
 from fhir_mappings._resources import FhirItem, resource_ref
-from fhir_mappings._validation import validation_problem
+from fhir_mappings._validation import ValidationScope, validation_problem, validation_scope
 from fhir_mappings.values import (
     Analyte,
     Bound,
@@ -56,6 +56,7 @@ def read_patient_record(
     medication_codes: MedicationCodes = _NO_EXTRA_CODES,
     window: ReadingWindow | None = None,
     unattributed: Iterable[tuple[FhirItem, IdentityProblem]] = (),
+    validation: ValidationScope = ValidationScope.CONSUMED,
 ) -> PatientRecord:
     """Return what the rules need from the prefetch `items` and the `draft_orders`.
 
@@ -64,8 +65,22 @@ def read_patient_record(
     `window`, liver results outside it are neither read nor validated (a long history costs
     little more than its JSON); without one, every liver result is read. `unattributed` are
     resources whose patient cannot be told (no subject): those the rules would read are named
-    as unusable or skipped, and never used.
+    as unusable or skipped, and never used. `validation` says which elements of each resource
+    read must be valid FHIR: those the rules read (the default) or every one.
     """
+    with validation_scope(validation):
+        return _read_record(
+            items, draft_orders, medication_codes, window, unattributed
+        )
+
+
+def _read_record(
+    items: Iterable[FhirItem],
+    draft_orders: Iterable[FhirItem],
+    medication_codes: MedicationCodes,
+    window: ReadingWindow | None,
+    unattributed: Iterable[tuple[FhirItem, IdentityProblem]],
+) -> PatientRecord:
     reader = _RecordReader(medication_codes)
     observations: list[_Candidate] = []
     requests: list[tuple[FhirItem, bool]] = []
@@ -105,9 +120,16 @@ class _Candidate:
     analyte: Analyte
     loinc: str
     day: date | None = None
+    unvalidated: LabResult | UnusableResult | None = None  # `read()` before validation
 
     def __post_init__(self) -> None:
         self.day = effective_day(self.item.resource)
+
+    def read(self) -> LabResult | UnusableResult:
+        """Read the result without validating it (once: the read depends only on the JSON)."""
+        if self.unvalidated is None:
+            self.unvalidated = read_lab_result(self.item, self.analyte, self.loinc)
+        return self.unvalidated
 
 
 class _RecordReader:
@@ -150,7 +172,7 @@ class _RecordReader:
             self._skipped.append(problem)
             result = invalid_result(item, candidate.analyte, candidate.loinc, problem)
         else:
-            result = read_lab_result(item, candidate.analyte, candidate.loinc)
+            result = candidate.read()
         self._observation_cache[candidate.order] = result
         return result
 
@@ -302,5 +324,5 @@ def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:
     """Return True when an older result may matter; a cheap read decides, unvalidated."""
     if window.keep_older is None:
         return True
-    result = read_lab_result(candidate.item, candidate.analyte, candidate.loinc)
+    result = candidate.read()
     return not isinstance(result, LabResult) or window.keep_older(result)

@@ -29,7 +29,9 @@ class _Factor:
     divide: float = 1.0
 
     def to_canonical(self, value: float) -> float:
-        """Return `value` in the canonical unit."""
+        """Return `value` in the canonical unit (the value itself, exact, when it is in it)."""
+        if self.multiply == self.divide == 1.0:
+            return value
         return value * self.multiply / self.divide
 
 

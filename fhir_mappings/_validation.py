@@ -1,26 +1,57 @@
 """Validate the resources the rules use against the FHIR R4B models of `fhir.resources` 8.
 
 R4B's resource models parse R4 JSON for the four types read here. Only resources already known to
-matter (a mapped LOINC, a mipomersen order, a listed condition) are validated: about 0.4 ms each,
-which would add up over a whole-patient Bundle. The models do not check code bindings, so status
-values are checked by the mappers.
+matter (a mapped LOINC, a mipomersen order, a listed condition) are validated. The models do not
+check code bindings, so status values are checked by the mappers.
+
+Two scopes (`ValidationScope`, the MIPOMERSEN_CDS_FHIR_VALIDATION setting): `consumed`, the
+default, validates the elements the rules read (`_consumed.CONSUMED`): an ordinary resource is
+passed by a fast checker in a few microseconds, anything else is validated by the models
+restricted to those elements, which give the verdict and the dotted path. `full` validates every
+element with the models (about 0.4 ms a resource), as before issue 13.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
 
 from fhir_mappings._budget import charge_resource
+from fhir_mappings._consumed import CONSUMED, consumed_part, is_certainly_valid
 from fhir_mappings._resources import FhirItem
 from fhir_mappings._text import shorten
 from fhir_mappings.values import SkippedResource
 
 _Validate = Callable[[Mapping[str, Any]], object]
 _MESSAGE_LIMIT = 200
+
+
+class ValidationScope(StrEnum):
+    """Which elements of a resource the rules read must be valid FHIR."""
+
+    CONSUMED = "consumed"  # the elements the rules read (`_consumed.CONSUMED`)
+    FULL = "full"  # every element, as `fhir.resources` validates a whole resource
+
+
+_SCOPE: ContextVar[ValidationScope] = ContextVar(
+    "fhir_mappings_validation_scope", default=ValidationScope.CONSUMED
+)
+
+
+@contextmanager
+def validation_scope(scope: ValidationScope) -> Iterator[None]:
+    """Validate the resources read within the block in `scope`."""
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
 
 
 _WARM_UP_RESOURCES: tuple[dict[str, Any], ...] = (
@@ -46,14 +77,20 @@ def preload_validators() -> None:
     validators = _validators()
     for resource in _WARM_UP_RESOURCES:
         validators[resource["resourceType"]](resource)
+        is_certainly_valid(resource)  # and the element names the fast path looks up
 
 
 def validation_problem(item: FhirItem) -> SkippedResource | None:
-    """Return why `item` fails FHIR validation, or None when it is valid."""
+    """Return why `item` fails FHIR validation in the scope in force, or None when it is valid."""
     resource_type = item.resource_type or "Resource"
     charge_resource(item.path, item.resource)  # may raise WorkLimitExceeded
+    resource: Mapping[str, Any] = item.resource
+    if _SCOPE.get() is ValidationScope.CONSUMED and resource_type in CONSUMED:
+        if is_certainly_valid(resource):
+            return None
+        resource = consumed_part(resource)
     try:
-        _validators()[resource_type](item.resource)
+        _validators()[resource_type](resource)
     except ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         more = error.error_count() - 1
@@ -88,18 +125,28 @@ def _id(item: FhirItem) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def model_of(resource_type: str) -> Any:
+    """Return the R4B model class of one of the types read here, or None."""
+    return _models().get(resource_type)
+
+
 @cache
-def _validators() -> dict[str, _Validate]:
+def _models() -> dict[str, Any]:
     """Import the R4B models on first use (about 0.4 s) and return them by resource type."""
     from fhir.resources.R4B.condition import Condition
     from fhir.resources.R4B.medication import Medication
     from fhir.resources.R4B.medicationrequest import MedicationRequest
     from fhir.resources.R4B.observation import Observation
 
-    models: dict[str, Any] = {
+    return {
         "Condition": Condition,
         "Medication": Medication,
         "MedicationRequest": MedicationRequest,
         "Observation": Observation,
     }
-    return {name: model.model_validate for name, model in models.items()}
+
+
+@cache
+def _validators() -> dict[str, _Validate]:
+    """Return the models' validators by resource type."""
+    return {name: model.model_validate for name, model in _models().items()}

@@ -134,7 +134,7 @@ class Service:
             [
                 sys.executable,
                 "-m",
-                "cds_service.cli",
+                "cds_service.cli.main",
                 "serve",
                 "--port",
                 str(self.port),

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cds_service import cards
+from cds_service.hooks import cards
 from cds_service.rules import DecisionKind, FollowUpTest
 from cds_service.settings import ULN_SETTINGS, Settings
 from fhir_mappings import _loinc, _medications, _units

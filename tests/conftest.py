@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service import create_app
-from cds_service.app import EXTENSION_NAME
+from cds_service.web.state import EXTENSION_NAME
 from tests.tokens import auth_settings, ec_key, rsa_key
 
 pytest_plugins = ["tests.databases", "tests.slow_report"]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cds_service.cli import main as cli_main
+from cds_service.cli.main import main as cli_main
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
 SUBSET = CORPUS / "synthea"

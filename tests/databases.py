@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cds_service import create_app
-from cds_service.app import EXTENSION_NAME, ServiceState
-from cds_service.storage import Database, upgrade
+from cds_service.records.storage import Database, upgrade
+from cds_service.web.state import EXTENSION_NAME, ServiceState
 from tests.conftest import AUTH_OFF
 
 TEST_DATABASE_VARIABLE = "MIPOMERSEN_CDS_TEST_DATABASE_URL"

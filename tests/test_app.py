@@ -369,7 +369,7 @@ def test_unexpected_error_is_500_without_internals(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr("cds_service.views.answer_hook", explode)
+    monkeypatch.setattr("cds_service.web.routes.answer_hook", explode)
     response = client.post(SIGN, data=json.dumps(hook_request()), content_type="application/json")
     assert response.status_code == 500
     text = response.get_data(as_text=True)

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from cds_service import create_app
-from cds_service.storage import AuditRecord
+from cds_service.records.storage import AuditRecord
 from tests.conftest import AUTH_OFF, NOW, sequential_ids
 from tests.databases import AppFactory, dump, state
 from tests.fhir_builders import (
@@ -225,7 +225,7 @@ def test_an_unexpected_error_is_recorded_as_500(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("cds_service.views.answer_hook", explode)
+    monkeypatch.setattr("cds_service.web.routes.answer_hook", explode)
     assert call(app.test_client(), SEVERE).status_code == 500
     assert [record.status for record in records(app)] == [500]
 
@@ -298,7 +298,7 @@ def test_audit_write_failure_never_changes_the_card(
     assert response.status_code == 200
     assert response.get_json() == golden(SEVERE)
     assert state(app).audit.failures == 1
-    (message,) = [r.getMessage() for r in caplog.records if r.name == "cds_service.audit"]
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "cds_service.records.audit"]
     assert message.startswith("audit record of a mipomersen-order-sign call not written (")
     assert message.endswith("); 1 failed since start-up")
     assert PATIENT_ID not in message.replace("mipomersen", "")
@@ -310,7 +310,7 @@ def test_a_bug_in_the_audit_never_costs_the_card(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("cards")
 
-    monkeypatch.setattr("cds_service.audit.audit_record", broken)
+    monkeypatch.setattr("cds_service.records.audit.audit_record", broken)
     response = call(app.test_client(), SEVERE)
     assert response.get_json() == golden(SEVERE)
     assert state(app).audit.failures == 1

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service import create_app
-from cds_service.auth import (
+from cds_service.auth.authenticator import (
     JWKS_MAX_AGE_SECONDS,
     JWKS_MIN_REFRESH_SECONDS,
     IssuerKeys,
@@ -93,7 +93,8 @@ def auth_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         record.fields["reason"]  # type: ignore[attr-defined]
         for record in caplog.records
-        if record.name == "cds_service.auth" and record.message == "authentication failed"
+        if record.name == "cds_service.auth.authenticator"
+        and record.message == "authentication failed"
     ]
 
 
@@ -602,7 +603,7 @@ def test_validly_signed_tokens_with_odd_values_get_200_or_401_never_500(
 
 
 def test_the_jwks_session_trusts_nothing_from_the_environment() -> None:
-    from cds_service.auth import jwks_session
+    from cds_service.auth.authenticator import jwks_session
 
     session = jwks_session()
 

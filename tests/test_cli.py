@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import responses
 
-from cds_service.cli import main
+from cds_service.cli.main import main
 from tests.fhir_builders import hook_request, medication_request, observation
 
 NOW = "2026-11-23T12:00:00Z"
@@ -184,7 +184,9 @@ def test_serve_refuses_to_start_open_by_accident(
 def test_serve_runs_gunicorn_with_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIPOMERSEN_CDS_AUTH", "off")
     seen: dict[str, Any] = {}
-    monkeypatch.setattr("cds_service.server.run_gunicorn", lambda **options: seen.update(options))
+    monkeypatch.setattr(
+        "cds_service.cli.serve.run_gunicorn", lambda **options: seen.update(options)
+    )
     assert main(["serve", "--host", "0.0.0.0", "--port", "9000"]) == 0
     # No --workers/--threads: the config file's values (MIPOMERSEN_CDS_WORKERS/THREADS) apply.
     assert seen == {"host": "0.0.0.0", "port": 9000, "workers": None, "threads": None}
@@ -238,3 +240,15 @@ def test_token_env_that_is_not_set_exits_2(
         capsys,
     )
     assert status == 2 and "NO_SUCH_TOKEN" in err
+
+
+def test_validate_full_also_refuses_an_invalid_element_the_rules_never_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = {**observation("ALT", 236, "2026-11-20", high=40), "category": "laboratory"}
+    path = write(tmp_path, hook_request(drafts=(medication_request("d1"),), labs=(lab,)))
+    _, consumed, _ = run(["evaluate", path, "--now", NOW], capsys)
+    _, full, _ = run(["evaluate", path, "--now", NOW, "--validate", "full"], capsys)
+    assert consumed.startswith("[CRITICAL] Withhold mipomersen: ALT 236 U/L")
+    assert not full.startswith("[CRITICAL] Withhold mipomersen: ALT 236 U/L")
+    assert "category" in full

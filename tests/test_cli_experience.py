@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.cli import main
-from cds_service.discovery import find_service
-from cds_service.evaluation import answer_hook
+from cds_service.cli.main import main
+from cds_service.cli.terminal import render_answer
+from cds_service.hooks.discovery import find_service
+from cds_service.hooks.evaluation import answer_hook
 from cds_service.settings import load_settings
-from cds_service.terminal import render_answer
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from cds_service.cli import main
-from cds_service.corpus import CorpusSummary, corpus_files, evaluate_file, run_corpus
-from cds_service.what_if import WHAT_IF_ORDER_ID, with_mipomersen_order
+from cds_service.cli.corpus import CorpusSummary, corpus_files, evaluate_file, run_corpus
+from cds_service.cli.main import main
+from cds_service.hooks.what_if import WHAT_IF_ORDER_ID, with_mipomersen_order
 from tests.fhir_builders import hook_request, medication_request, observation
 
 NOW = "2026-11-23T12:00:00Z"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.evaluation import evaluate_hook
-from cds_service.hook_request import parse_hook_request
+from cds_service.hooks.evaluation import evaluate_hook
+from cds_service.hooks.request import parse_hook_request
 from cds_service.rules import (
     DecisionKind,
     Occasion,

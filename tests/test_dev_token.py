@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cds_service import create_app
-from cds_service.cli import main
+from cds_service.cli.main import main
 from tests.fhir_builders import hook_request
 
 ROOT = Path(__file__).parent.parent

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from cds_service import create_app
-from cds_service.draining import (
+from cds_service.errors import ConfigurationError
+from cds_service.settings import load_settings
+from cds_service.web.draining import (
     DRAIN_MARKER_VARIABLE,
     install_draining,
     is_draining,
     remove_drain_marker,
 )
-from cds_service.errors import ConfigurationError
-from cds_service.settings import load_settings
 from tests.conftest import AUTH_OFF, free_port
 from tests.openapi_contract import assert_response_matches_openapi
 from tests.test_server import get

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cds_service.storage import AuditRecord, Database, FeedbackRecord, upgrade
+from cds_service.records.storage import AuditRecord, Database, FeedbackRecord, upgrade
 from tests.conftest import free_port
 from tests.fhir_builders import hook_request, medication_request, observation
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.bundles import bundle_to_hook_request
-from cds_service.cli import main
-from cds_service.discovery import SERVICES
+from cds_service.cli.main import main
+from cds_service.hooks.bundles import bundle_to_hook_request
+from cds_service.hooks.discovery import SERVICES
 from tests.conformance import response_problems
 from tests.openapi_contract import assert_response_matches_openapi
 

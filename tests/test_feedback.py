@@ -12,8 +12,8 @@ from sqlalchemy import select, text
 from werkzeug.test import TestResponse
 
 from cds_service.errors import BadRequest, InvalidFields
-from cds_service.feedback import Outcome, OverrideReason, parse_feedback
-from cds_service.storage import FeedbackRecord
+from cds_service.records.feedback import Outcome, OverrideReason, parse_feedback
+from cds_service.records.storage import FeedbackRecord
 from tests.conftest import NOW, sequential_ids
 from tests.databases import AppFactory, state
 from tests.fhir_builders import hook_request, medication_request, observation

@@ -8,8 +8,8 @@ from email.utils import format_datetime
 import pytest
 import responses
 
-from cds_service.fhir_client import FhirClient, _retry_after, build_session
-from cds_service.prefetch import KeyPlan, KeyState
+from cds_service.hooks.fhir_client import FhirClient, _retry_after, build_session
+from cds_service.hooks.prefetch import KeyPlan, KeyState
 from cds_service.settings import Settings
 
 URL = "https://ehr.example.org/fhir/Condition"

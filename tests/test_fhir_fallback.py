@@ -19,7 +19,7 @@ from flask import Flask
 
 from cds_service import create_app
 from cds_service.errors import FhirFetchError
-from cds_service.fhir_client import _REQUESTS_ERRORS, map_requests_error
+from cds_service.hooks.fhir_client import _REQUESTS_ERRORS, map_requests_error
 from tests.conftest import AUTH_OFF, NOW, sequential_ids
 
 BASE = "https://ehr.example.org/fhir"

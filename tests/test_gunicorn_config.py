@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.server import (
+from cds_service.cli.serve import (
     MULTIPROCESS_DIR_VARIABLE,
     default_metrics_directory,
     gunicorn_options,
@@ -65,7 +65,7 @@ def test_default_workers_follow_the_cpu_count(
 def test_the_config_module_exposes_settings_and_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIPOMERSEN_CDS_AUTH", "off")
     monkeypatch.setenv("MIPOMERSEN_CDS_WORKERS", "2")
-    module = importlib.reload(importlib.import_module("cds_service.gunicorn_conf"))
+    module = importlib.reload(importlib.import_module("cds_service.cli.gunicorn_conf"))
     assert module.workers == 2
     for hook in ("on_starting", "post_worker_init", "child_exit", "on_exit"):
         assert callable(getattr(module, hook))
@@ -94,7 +94,7 @@ def test_metrics_directory_starts_empty_and_lives_off_the_data_disk(
 def test_without_dev_shm_the_metrics_stay_in_the_data_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("cds_service.server.RUNTIME_ROOT", tmp_path / "no-shm")
+    monkeypatch.setattr("cds_service.cli.serve.RUNTIME_ROOT", tmp_path / "no-shm")
     assert default_metrics_directory(tmp_path) == tmp_path / "prometheus"
 
 

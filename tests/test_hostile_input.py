@@ -22,9 +22,9 @@ from jwt.algorithms import get_default_algorithms
 from sqlalchemy import select
 
 from cds_service import create_app
-from cds_service.app import EXTENSION_NAME
-from cds_service.request_limits import HTTP_LIMITS
-from cds_service.storage import AuditRecord
+from cds_service.hooks.limits import HTTP_LIMITS
+from cds_service.records.storage import AuditRecord
+from cds_service.web.state import EXTENSION_NAME
 from fhir_mappings import (
     FhirItem,
     FhirMappingError,

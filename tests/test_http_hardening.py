@@ -16,8 +16,8 @@ from werkzeug.test import TestResponse
 
 from cds_service import create_app
 from cds_service.errors import BadRequest
-from cds_service.hook_request import decode_json_body
-from cds_service.json_limits import nesting_depth
+from cds_service.hooks.json_limits import nesting_depth
+from cds_service.hooks.request import decode_json_body
 from tests.conftest import AUTH_OFF
 from tests.fhir_builders import hook_request, medication_request
 from tests.openapi_contract import assert_response_matches_openapi
@@ -86,7 +86,7 @@ def test_unauthorized_and_internal_errors_carry_the_headers_too(
     refused = client.get("/cds-services", headers={"Origin": EHR})
     assert refused.status_code == 401
     assert refused.headers["Access-Control-Allow-Origin"] == "*"  # a browser may read the 401
-    monkeypatch.setattr("cds_service.views.answer_hook", _explode)
+    monkeypatch.setattr("cds_service.web.routes.answer_hook", _explode)
     failed = client.post(
         SIGN, json=hook_request(), headers=bearer(sandbox_token()), content_type="application/json"
     )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.logging_setup import JsonFormatter, logging_config
+from cds_service.web.request_log import JsonFormatter, logging_config
 from tests.fhir_builders import hook_request, medication_request, observation
 from tests.tokens import bearer, sandbox_token
 
@@ -134,7 +134,7 @@ def test_neither_the_jwt_nor_the_access_token_nor_patient_data_is_ever_logged(
     for token, request_body, status in calls:
         response = auth_client.post(SIGN, json=request_body, headers=bearer(token))
         assert response.status_code == status, response.get_data(as_text=True)
-    monkeypatch.setattr("cds_service.views.answer_hook", _explode)
+    monkeypatch.setattr("cds_service.web.routes.answer_hook", _explode)
     response = auth_client.post(SIGN, json=body, headers=bearer(tokens[4]))
     assert response.status_code == 500
 
@@ -187,5 +187,5 @@ def test_logging_config_sends_everything_to_stderr_as_json() -> None:
     config = logging_config("DEBUG")
     assert config["root"] == {"level": "DEBUG", "handlers": ["stderr"]}
     assert config["handlers"]["stderr"]["stream"] == "ext://sys.stderr"
-    assert config["formatters"]["json"]["()"] == "cds_service.logging_setup.JsonFormatter"
+    assert config["formatters"]["json"]["()"] == "cds_service.web.request_log.JsonFormatter"
     assert config["loggers"]["gunicorn.access"]["propagate"] is False

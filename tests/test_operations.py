@@ -11,9 +11,9 @@ import responses
 from flask import Flask
 
 from cds_service import create_app
-from cds_service.app import EXTENSION_NAME
-from cds_service.readiness import database_check
-from cds_service.storage import Database
+from cds_service.records.storage import Database
+from cds_service.web.readiness import database_check
+from cds_service.web.state import EXTENSION_NAME
 from tests.conftest import AUTH_OFF, NOW, free_port, sequential_ids
 from tests.fhir_builders import hook_request, medication_request, observation
 from tests.openapi_contract import assert_response_matches_openapi
@@ -172,7 +172,7 @@ def test_not_ready_names_an_unreachable_replay_store_and_a_missing_metrics_direc
 def test_not_ready_when_a_disk_is_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(auth_settings(tmp_path, ec_key()), environ={})
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.setattr("cds_service.readiness.MIN_FREE_BYTES", 2**62)  # no disk has that much
+    monkeypatch.setattr("cds_service.disk.MIN_FREE_BYTES", 2**62)  # no disk has that much
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"] == {

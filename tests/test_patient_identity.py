@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from cds_service import create_app
-from cds_service.storage import AuditRecord
+from cds_service.records.storage import AuditRecord
 from tests.conftest import AUTH_OFF, NOW, sequential_ids
 from tests.databases import state
 from tests.fhir_builders import (

@@ -10,12 +10,12 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service import create_app
-from cds_service.card_html import markdown_to_html
 from cds_service.errors import ConfigurationError
+from cds_service.records.storage.repository import audit_records
 from cds_service.rules import RuleConfig
 from cds_service.settings import load_settings
-from cds_service.storage.repository import audit_records
-from cds_service.timeline import timeline_points, timeline_svg
+from cds_service.web.card_html import markdown_to_html
+from cds_service.web.timeline import timeline_points, timeline_svg
 from fhir_mappings import read_resources
 from tests.conftest import AUTH_OFF, NOW
 from tests.tokens import auth_settings, ec_key

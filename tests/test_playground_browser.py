@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from cds_service import create_app
-from cds_service.app import EXTENSION_NAME
-from cds_service.bundles import bundle_to_hook_request
-from cds_service.storage.repository import feedback_records
+from cds_service.hooks.bundles import bundle_to_hook_request
+from cds_service.records.storage.repository import feedback_records
+from cds_service.web.state import EXTENSION_NAME
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, live_server, screenshot, why_no_browser
 from tests.conftest import AUTH_OFF, NOW
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from cds_service.discovery import prefetch_templates
-from cds_service.hook_request import parse_hook_request
-from cds_service.prefetch import KeyState, plan_key, render_template, same_origin
+from cds_service.hooks.discovery import prefetch_templates
+from cds_service.hooks.prefetch import KeyState, plan_key, render_template, same_origin
+from cds_service.hooks.request import parse_hook_request
 from tests.fhir_builders import bundle, hook_request, observation
 
 OUTCOME = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}

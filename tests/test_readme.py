@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.cli import main
-from cds_service.discovery import SERVICES
+from cds_service.cli.main import main
+from cds_service.hooks.discovery import SERVICES
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cds_service.bundles import bundle_to_hook_request
-from cds_service.evaluation import answer_hook
+from cds_service.hooks.bundles import bundle_to_hook_request
+from cds_service.hooks.evaluation import answer_hook
 from cds_service.settings import Settings
 from tests.conftest import NOW, sequential_ids
 from tests.fhir_builders import MIPOMERSEN

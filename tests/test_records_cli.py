@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from cds_service.cli import main
-from cds_service.storage import Database
+from cds_service.cli.main import main
+from cds_service.records.storage import Database
 from tests.conftest import NOW, sequential_ids
 from tests.databases import AppFactory
 from tests.fhir_builders import hook_request, medication_request, observation

@@ -21,14 +21,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cds_service.errors import ConfigurationError, ServiceUnavailable
-from cds_service.replay import (
+from cds_service.auth.replay import (
     RedisReplayStore,
     ReplayStore,
     SqliteReplayStore,
     open_replay_store,
     token_key,
 )
+from cds_service.errors import ConfigurationError, ServiceUnavailable
 
 REDIS_URL_VARIABLE = "MIPOMERSEN_CDS_TEST_REDIS_URL"
 REDIS_URL = os.environ.get(REDIS_URL_VARIABLE, "redis://127.0.0.1:6379/0")

@@ -8,8 +8,8 @@ explicit `now`, and return an `Evaluation`; they never import Flask, HTTP or a d
 
 from __future__ import annotations
 
-from .config import DEFAULT_ULN, Profile, RuleConfig
-from .decision import (
+from cds_service.rules.config import DEFAULT_ULN, Profile, RuleConfig
+from cds_service.rules.decision import (
     AssessedResult,
     DecisionKind,
     Evaluation,
@@ -18,8 +18,8 @@ from .decision import (
     Occasion,
     Reason,
 )
-from .engine import evaluate
-from .relevance import reading_window
+from cds_service.rules.engine import evaluate
+from cds_service.rules.relevance import reading_window
 
 __all__ = [
     "AssessedResult",

@@ -8,7 +8,7 @@ it gives; the reason's decision kind, priority and card wording are one entry of
 
 from __future__ import annotations
 
-from . import (
+from cds_service.rules import (
     closer_monitoring,
     contraindication,
     data_quality,
@@ -16,7 +16,7 @@ from . import (
     monitoring,
     withholding,
 )
-from .decision import Rule
+from cds_service.rules.decision import Rule
 
 ALL_RULES: tuple[Rule, ...] = (
     *contraindication.RULES,

@@ -23,6 +23,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from cds_service.rules.config import Profile, RuleConfig
+from cds_service.rules.decision import AssessedResult, Occasion
+from cds_service.rules.ordering import condition_key, newest_first
+from cds_service.rules.therapy import is_new_therapy, prior_orders, therapy_start
+from cds_service.rules.transaminases import (
+    CurrentTransaminases,
+    WithholdEpisode,
+    current_transaminases,
+    latest_result,
+    latest_withhold_episode,
+    multiple_rank,
+)
+from cds_service.rules.uln import assess_results, is_above_uln
 from fhir_mappings.values import (
     Analyte,
     LiverCondition,
@@ -32,20 +45,6 @@ from fhir_mappings.values import (
     SkippedResource,
     UnusableResult,
 )
-
-from .config import Profile, RuleConfig
-from .decision import AssessedResult, Occasion
-from .ordering import condition_key, newest_first
-from .therapy import is_new_therapy, prior_orders, therapy_start
-from .transaminases import (
-    CurrentTransaminases,
-    WithholdEpisode,
-    current_transaminases,
-    latest_result,
-    latest_withhold_episode,
-    multiple_rank,
-)
-from .uln import assess_results, is_above_uln
 
 
 @dataclass(frozen=True, slots=True)

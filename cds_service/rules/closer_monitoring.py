@@ -22,10 +22,10 @@ it an ambiguous, unusable result instead).
 
 from __future__ import annotations
 
-from .chart import Chart
-from .decision import Finding, Rule, rule
-from .transaminases import earlier_elevation, elevations
-from .uln import is_above_uln
+from cds_service.rules.chart import Chart
+from cds_service.rules.decision import Finding, Rule, rule
+from cds_service.rules.transaminases import earlier_elevation, elevations
+from cds_service.rules.uln import is_above_uln
 
 ABOVE_ULN = rule(
     "policy-8-above-uln",

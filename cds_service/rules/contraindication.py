@@ -16,10 +16,9 @@ elevation on top of it also gives `discontinuation`'s finding (policy 9), listed
 
 from __future__ import annotations
 
+from cds_service.rules.chart import Chart
+from cds_service.rules.decision import Finding, Occasion, Rule, rule
 from fhir_mappings.values import LiverCondition, LiverConditionKind
-
-from .chart import Chart
-from .decision import Finding, Occasion, Rule, rule
 
 CONTRAINDICATED_ACTIVE_LIVER_DISEASE = rule(
     "label-4-contraindicated-active-liver-disease",

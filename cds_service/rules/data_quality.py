@@ -20,6 +20,9 @@ are left to the mapping layer, which reports them as unusable results of their a
 
 from __future__ import annotations
 
+from cds_service.rules.chart import Chart
+from cds_service.rules.decision import Finding, FollowUpTest, Rule, rule
+from cds_service.rules.ordering import newest_first, unusable_key
 from fhir_mappings.values import (
     BASELINE_ANALYTES,
     TRANSAMINASES,
@@ -27,10 +30,6 @@ from fhir_mappings.values import (
     SkippedResource,
     UnusableResult,
 )
-
-from .chart import Chart
-from .decision import Finding, FollowUpTest, Rule, rule
-from .ordering import newest_first, unusable_key
 
 RESULT_UNUSABLE = rule(
     "data-quality-result-unusable",

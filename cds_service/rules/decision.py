@@ -2,7 +2,7 @@
 
 The decision kinds and their order are issue 3's: contraindicated, discontinue, withhold,
 repeat-test, monitor-closely, then none (no card, policy 11). A `Finding` names the rule that
-fired, its machine-readable reason and its source; `cds_service.cards` owns all wording.
+fired, its machine-readable reason and its source; `cds_service.hooks.cards` owns all wording.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from importlib.resources import files
 from types import MappingProxyType
 from typing import Any
 
+from cds_service.rules.config import Profile
 from fhir_mappings.values import (
     Analyte,
     LabResult,
@@ -25,8 +26,6 @@ from fhir_mappings.values import (
     SkippedResource,
     UnusableResult,
 )
-
-from .config import Profile
 
 
 class DecisionKind(StrEnum):

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cds_service.rules.chart import Chart
+from cds_service.rules.config import RuleConfig
+from cds_service.rules.decision import AssessedResult, Finding, Rule, rule
+from cds_service.rules.transaminases import elevations, highest, is_within
+from cds_service.rules.uln import reaches_multiple
 from fhir_mappings.values import Analyte, LiverCondition, LiverConditionKind
-
-from .chart import Chart
-from .config import RuleConfig
-from .decision import AssessedResult, Finding, Rule, rule
-from .transaminases import elevations, highest, is_within
-from .uln import reaches_multiple
 
 DISCONTINUE_WITH_BILIRUBIN = rule(
     "label-2.3-discontinue-bilirubin-2x-uln",

@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from fhir_mappings.values import MedicationOrder, PatientRecord
-
-from . import (
+from cds_service.rules import (
     closer_monitoring,
     contraindication,
     data_quality,
@@ -24,9 +22,10 @@ from . import (
     monitoring,
     withholding,
 )
-from .chart import read_chart
-from .config import RuleConfig
-from .decision import Evaluation, Finding, Occasion
+from cds_service.rules.chart import read_chart
+from cds_service.rules.config import RuleConfig
+from cds_service.rules.decision import Evaluation, Finding, Occasion
+from fhir_mappings.values import MedicationOrder, PatientRecord
 
 
 def order_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:

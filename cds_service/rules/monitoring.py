@@ -29,12 +29,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from cds_service.rules.chart import Chart
+from cds_service.rules.decision import AssessedResult, Finding, FollowUpTest, Rule, rule
+from cds_service.rules.transaminases import (
+    by_multiple_descending,
+    is_elevation,
+    is_transaminase,
+    latest_result,
+)
+from cds_service.rules.uln import is_above_uln
 from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
-
-from .chart import Chart
-from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
-from .transaminases import by_multiple_descending, is_elevation, is_transaminase, latest_result
-from .uln import is_above_uln
 
 BASELINE = rule(
     "policy-7-baseline",

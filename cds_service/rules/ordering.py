@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
 
+from cds_service.rules.decision import AssessedResult
 from fhir_mappings.values import (
     Analyte,
     LabResult,
@@ -18,8 +19,6 @@ from fhir_mappings.values import (
     ResourceRef,
     UnusableResult,
 )
-
-from .decision import AssessedResult
 
 T = TypeVar("T")
 

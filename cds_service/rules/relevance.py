@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cds_service.rules.config import RuleConfig
 from fhir_mappings.values import TRANSAMINASES, LabResult, ReadingWindow
-
-from .config import RuleConfig
 
 
 def reading_window(config: RuleConfig, now: datetime) -> ReadingWindow:

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from cds_service.rules.decision import Occasion
 from fhir_mappings.values import MedicationOrder
-
-from .decision import Occasion
 
 # MedicationRequest.status values (FHIR R4 medicationrequest-status), compared case-insensitively.
 # Never show that the patient received the drug:

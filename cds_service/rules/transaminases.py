@@ -38,13 +38,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from fractions import Fraction
+from decimal import Decimal
 
+from cds_service.rules.config import RuleConfig
+from cds_service.rules.decision import AssessedResult
+from cds_service.rules.uln import exact_multiple, reaches_multiple
 from fhir_mappings.values import TRANSAMINASES, Analyte
-
-from .config import RuleConfig
-from .decision import AssessedResult
-from .uln import exact_multiple, reaches_multiple
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +59,10 @@ class CurrentTransaminases:
         return highest(self.current)
 
 
-def multiple_rank(assessed: AssessedResult) -> Fraction:
+def multiple_rank(assessed: AssessedResult) -> Decimal:
     """Return the exact multiple of ULN to rank results by (-1 without a ULN)."""
     multiple = exact_multiple(assessed)
-    return multiple if multiple is not None else Fraction(-1)
+    return multiple if multiple is not None else Decimal(-1)
 
 
 def highest(results: Iterable[AssessedResult]) -> AssessedResult:

@@ -19,18 +19,25 @@ spells this out for "≤"; the floor case is the same question, answered the saf
 Edge cases: a `reference_high` that is zero, negative or not finite is treated as absent (the
 default ULN applies, flagged); a value that is not finite is unusable (`INVALID`).
 
-Multiples are compared in exact decimal arithmetic: each float is read as the shortest decimal that
-round-trips (`repr`), so 120 U/L against 40 U/L is exactly 3× and 0.36 against 0.12 exactly 3× as
-well. A relative tolerance of 1e-9 lets unit-conversion noise (359.99999999999994 against 3 × 120)
-count as reaching a threshold: at a boundary the safer reading wins.
+Multiples are compared in exact decimal arithmetic (`decimal.Decimal`, 60 digits: every product
+here is exact, and a quotient is exact enough that no two different multiples compare equal):
+each value is read as the decimal it was written as (`fhir_mappings.decimals.exact_decimal`: its
+literal, or the shortest decimal that round-trips), so 120 U/L against 40 U/L is exactly 3× and
+0.36 against 0.12 exactly 3× as well. A relative tolerance of 1e-9 lets unit-conversion noise
+(359.99999999999994 against 3 × 120) count as reaching a threshold: at a boundary the safer
+reading wins.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from fractions import Fraction
+from decimal import Context, Decimal
 
+from cds_service.rules.config import RuleConfig
+from cds_service.rules.decision import AssessedResult
+from cds_service.rules.ordering import results_newest_first
+from fhir_mappings.decimals import exact_decimal
 from fhir_mappings.values import (
     TRANSAMINASES,
     Analyte,
@@ -40,16 +47,13 @@ from fhir_mappings.values import (
     UnusableResult,
 )
 
-from .config import RuleConfig
-from .decision import AssessedResult
-from .ordering import results_newest_first
-
-_TOLERANCE = Fraction(1, 10**9)
+_EXACT = Context(prec=60)
+_ALMOST_ONE = Decimal(1) - Decimal("1e-9")  # 1 minus the relative tolerance
 
 
-def exact(number: float) -> Fraction:
-    """Return the float as the exact decimal it was written as (its shortest repr)."""
-    return Fraction(repr(float(number)))
+def exact(number: float) -> Decimal:
+    """Return the number as the exact decimal it was written as."""
+    return exact_decimal(number)
 
 
 def uln_for(result: LabResult, config: RuleConfig) -> tuple[float | None, bool]:
@@ -63,19 +67,19 @@ def uln_for(result: LabResult, config: RuleConfig) -> tuple[float | None, bool]:
     return default, True
 
 
-def exact_multiple(assessed: AssessedResult) -> Fraction | None:
-    """Return the value as an exact multiple of its ULN, or None without a ULN."""
+def exact_multiple(assessed: AssessedResult) -> Decimal | None:
+    """Return the value as a multiple of its ULN (to 60 digits), or None without a ULN."""
     if assessed.uln is None:
         return None
-    return exact(assessed.result.value) / exact(assessed.uln)
+    return _EXACT.divide(exact(assessed.result.value), exact(assessed.uln))
 
 
 def reaches_multiple(assessed: AssessedResult, multiple: float) -> bool:
     """Return True when the value is at least `multiple` times its ULN ("≥", policy 2)."""
     if assessed.uln is None:
         return False
-    threshold = exact(multiple) * exact(assessed.uln)
-    return exact(assessed.result.value) >= threshold * (1 - _TOLERANCE)
+    threshold = _EXACT.multiply(exact(multiple), exact(assessed.uln))
+    return exact(assessed.result.value) >= _EXACT.multiply(threshold, _ALMOST_ONE)
 
 
 def is_above_uln(assessed: AssessedResult) -> bool:

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cds_service.rules.chart import Chart
+from cds_service.rules.decision import AssessedResult, Finding, FollowUpTest, Rule, rule
+from cds_service.rules.transaminases import confirmed_elevation, elevations, is_severe_elevation
 from fhir_mappings.values import BASELINE_ANALYTES, TRANSAMINASES, Analyte
-
-from .chart import Chart
-from .decision import AssessedResult, Finding, FollowUpTest, Rule, rule
-from .transaminases import confirmed_elevation, elevations, is_severe_elevation
 
 WITHHOLD_SEVERE = rule(
     "label-2.3-withhold-5x-uln",

@@ -1,1 +1,1 @@
-"""Tests of cds_service.storage: schema, engines, queries (on SQLite and PostgreSQL)."""
+"""Tests of cds_service.records.storage: schema, engines, queries (on SQLite and PostgreSQL)."""

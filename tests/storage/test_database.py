@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from cds_service.storage import AuditRecord, Database, describe_database_error
+from cds_service.records.storage import AuditRecord, Database, describe_database_error
 
 
 def sqlite_pragmas(session: Session) -> dict[str, object]:

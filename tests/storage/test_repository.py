@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cds_service.storage import AuditRecord, CardStatus, Database
-from cds_service.storage.repository import (
+from cds_service.records.storage import AuditRecord, CardStatus, Database
+from cds_service.records.storage.repository import (
     audit_records,
     card_issuers,
     count_feedback_on_unknown_cards,

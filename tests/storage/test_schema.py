@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from cds_service.errors import ConfigurationError
-from cds_service.storage import head_revision, open_database, upgrade
-from cds_service.storage.models import Base
-from cds_service.storage.schema import check_current, current_revision, downgrade
+from cds_service.records.storage import head_revision, open_database, upgrade
+from cds_service.records.storage.models import Base
+from cds_service.records.storage.schema import check_current, current_revision, downgrade
 
 
 def schema_differences(url: str) -> list[object]:

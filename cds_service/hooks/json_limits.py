@@ -1,0 +1,197 @@
+"""Limits on decoded JSON that keep hostile bodies from costing more than they are worth."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from itertools import accumulate
+from typing import Any
+
+import msgspec
+
+from cds_service.settings import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_LIMIT
+from fhir_mappings import shorten
+from fhir_mappings.decimals import decode_float
+
+__all__ = [
+    "DEFAULT_MAX_JSON_DEPTH",
+    "MAX_INTEGER_DIGITS",
+    "MAX_JSON_DEPTH_LIMIT",
+    "UnusableValue",
+    "find_path",
+    "load_checked",
+    "nesting_depth",
+    "printable",
+]
+
+
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
+_ALL_BUT_QUOTES_AND_BRACKETS = bytes(byte for byte in range(256) if byte not in b'"[]{}')
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def nesting_depth(body: bytes) -> int:
+    """Return how deep arrays and objects nest in a JSON body, without parsing it.
+
+    Exact for valid JSON: escapes are dropped first (so `\\"` cannot end a string), then
+    everything but quotes and brackets; what lies between quotes is string content and does
+    not count. Every step runs in C, so a body is refused for its depth before the parser (or
+    a walk over the decoded value, which cost milliseconds per request) spends anything on it.
+    Multi-byte UTF-8 sequences never contain these ASCII bytes.
+    """
+    skeleton = _ESCAPE.sub(b"", body).translate(None, _ALL_BUT_QUOTES_AND_BRACKETS)
+    outside_strings = b"".join(skeleton.split(b'"')[::2])
+    return max(accumulate(map(_STEP.__getitem__, outside_strings)), default=0)
+
+
+# Numbers: the service computes in IEEE 754 doubles, so a JSON number must be one. An integer
+# literal of 309 digits or more may exceed the largest double (1.797e308) and would be refused
+# anyway by Python past 4,300 digits; an exponent past e308 parses as infinity.
+MAX_INTEGER_DIGITS = 308
+
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff). Only a body holding one can decode to
+# text with a lone surrogate, which no UTF-8 database column can store (RFC 8259 § 8.2).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class UnusableValue(ValueError):
+    """A decoded JSON value the service cannot represent, with its dotted path."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class _OutOfRange:
+    """Stands in for a number too large to be a double, until its path is found."""
+
+
+_OUT_OF_RANGE = _OutOfRange()
+NUMBER_PROBLEM = (
+    "number out of range: numbers must be finite IEEE 754 doubles "
+    f"(at most {MAX_INTEGER_DIGITS} integer digits, magnitude below 1.8e308)"
+)
+SURROGATE_PROBLEM = (
+    "text holds a lone UTF-16 surrogate (an escape in \\ud800-\\udfff without its pair), "
+    "which is not Unicode text"
+)
+
+
+def load_checked(text: str, body: bytes, *, parse_constant: Any) -> Any:
+    """Decode JSON `text` (the UTF-8 `body`), refusing numbers and text the service cannot hold.
+
+    Raises `json.JSONDecodeError` for invalid JSON and `UnusableValue` naming the first value
+    that is a number out of range or a string (or key) with a lone surrogate. Both checks cost
+    nothing on an ordinary body: the walk that finds the path runs only when one was seen.
+    The common case is decoded by msgspec (about twice as fast as the standard library), its
+    float literals through `decode_float` (exact decimals); a body it refuses, or one that may
+    hold a number out of range, is decoded again here, so every refusal reads as before.
+    """
+    value = _decode_fast(body)
+    if value is not _CAREFUL:
+        return value
+    flagged: list[bool] = []
+
+    def parse_int(literal: str) -> Any:
+        if len(literal) - literal.startswith("-") > MAX_INTEGER_DIGITS:
+            flagged.append(True)
+            return _OUT_OF_RANGE
+        return int(literal)
+
+    def parse_float(literal: str) -> Any:
+        number = float(literal)
+        if math.isinf(number):
+            flagged.append(True)
+            return _OUT_OF_RANGE
+        return number
+
+    value = json.loads(
+        text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
+    )
+    if flagged:
+        path = find_path(value, lambda item: item is _OUT_OF_RANGE)
+        raise UnusableValue(path or "request body", NUMBER_PROBLEM)
+    if _SURROGATE_ESCAPE.search(body):
+        path = find_path(value, _has_lone_surrogate)
+        if path is not None:
+            raise UnusableValue(path, SURROGATE_PROBLEM)
+    return value
+
+
+_CAREFUL = object()  # the body needs the standard library's decoder and its messages
+# A run of more digits than any double holds, found in C in linear time: every digit becomes
+# "0", so the run shows as that many zeros (a regex of {309} digits backtracks on long runs).
+_EVERY_DIGIT_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_TOO_MANY_DIGITS = b"0" * (MAX_INTEGER_DIGITS + 1)
+
+
+class _OutOfRangeFloat(ValueError):
+    """A float literal past the largest double: left to the careful decoder, which names it."""
+
+
+def _float_or_refuse(literal: str) -> float:
+    number = decode_float(literal)
+    if math.isinf(number):
+        raise _OutOfRangeFloat(literal[:20])
+    return number
+
+
+_FAST_DECODER = msgspec.json.Decoder(float_hook=_float_or_refuse)
+
+
+def _decode_fast(body: bytes) -> Any:
+    """Return the decoded body, or `_CAREFUL` when the careful decoder must see it.
+
+    msgspec refuses lone surrogates, NaN and Infinity itself; an integer of more digits than
+    any double holds is found on the raw bytes (in C) before decoding.
+    """
+    if _TOO_MANY_DIGITS in body.translate(_EVERY_DIGIT_TO_ZERO):
+        return _CAREFUL
+    try:
+        return _FAST_DECODER.decode(body)
+    except (msgspec.DecodeError, _OutOfRangeFloat):
+        return _CAREFUL
+
+
+def _has_lone_surrogate(item: Any) -> bool:
+    if not isinstance(item, str):
+        return False
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:
+        return True  # the JSON decoder joins valid pairs, so any surrogate left is lone
+    return False
+
+
+def find_path(value: Any, matches: Callable[[Any], bool]) -> str | None:
+    """Return the dotted path of the first value (or object key) in `value` that `matches`.
+
+    Paths read like the service's other errors: `prefetch.labs.entry[3].resource.id`; the
+    top level is `request body`. Iterative, so any depth the decoder accepted is safe.
+    """
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        item, path = pending.pop()
+        if matches(item):
+            return path or "request body"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{path}.{printable(key)}" if path else printable(key)
+                if matches(key):
+                    return child_path
+                pending.append((child, child_path))
+        elif isinstance(item, list):
+            pending.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return None
+
+
+def printable(text: str, limit: int = 60) -> str:
+    """Return client text safe to quote in an error: printable, encodable and short."""
+    cleaned = "".join(
+        char if char.isprintable() and not "\ud800" <= char <= "\udfff" else "?" for char in text
+    )
+    return shorten(cleaned, limit)
