@@ -9,8 +9,9 @@ MIPOMERSEN_CDS_AUTH ?= off
 FUZZ_REQUESTS ?= 10000
 # Where the service keeps its SQLite database; the service reads the same variable.
 MIPOMERSEN_CDS_DATA_DIR ?= data
-# pytest-xdist workers (2 cores); 0 runs every test in the pytest process itself. Each test file
-# stays on one worker (loadfile), so a module's server, cluster or browser is started once.
+# pytest-xdist workers for make test (2 cores); 0 runs every test in the pytest process itself.
+# Each test file stays on one worker (loadfile), so a module's server, cluster or browser starts
+# once and a module's tests run in their order.
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
 
@@ -61,12 +62,13 @@ test: $(VENV)/.installed-test
 
 # The quick loop: the same lint, import contract and type checks, and every test but those marked
 # `slow` (processes, servers, browser, fuzzing, long property runs) and the PostgreSQL twins of
-# the storage tests; no coverage. `make test` runs everything.
+# the storage tests; no coverage, in one process (two workers' start-up costs more than they save
+# on a run this short). `make test` runs everything.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not postgres"
+	$(BIN)/python -m pytest -m "not slow and not postgres"
 
 # schemathesis from openapi.yaml against the app (auth on), in process; prints requests and 5xx.
 fuzz: $(VENV)/.installed-test
