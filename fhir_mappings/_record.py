@@ -280,7 +280,8 @@ def _in_window(
     usable exact one are known (every result of that day included). The usable results of the
     anchor analytes read on the way, and `now`, fix where the window is measured from. Results
     with no readable day are always kept; so are older ones that cannot be read as usable (they
-    are named on the card, never dropped for being unreadable).
+    are named on the card, never dropped for being unreadable). With `window.select_older`, the
+    older results `keep_older` accepts are read only when it chooses them.
     """
     by_analyte: dict[Analyte, list[_Candidate]] = {}
     for candidate in candidates:
@@ -310,14 +311,42 @@ def _in_window(
     older_start = (
         date.min if window.lookback is None else (min(anchors) - window.lookback - margin).date()
     )
+    selectable: list[tuple[_Candidate, LabResult]] = []  # what `select_older` chooses from
     for candidate in candidates:
+        if window.select_older is not None:
+            result = candidate.read()
+            if isinstance(result, LabResult) and _keeps(window, result):
+                selectable.append((candidate, result))
+                if candidate.order not in chosen and not _is_inside(candidate, recent_start):
+                    continue  # older: read only if chosen below
         if candidate.order in chosen:
             continue
-        if candidate.day is None or candidate.day >= recent_start:
+        if _is_inside(candidate, recent_start):
             chosen[candidate.order] = candidate
-        elif candidate.day >= older_start and _worth_keeping(candidate, window):
-            chosen[candidate.order] = candidate
+        elif candidate.day is not None and candidate.day >= older_start:
+            if _worth_keeping(candidate, window):
+                chosen[candidate.order] = candidate
+    if window.select_older is not None and selectable:
+
+        def is_valid(index: int) -> bool:
+            return isinstance(read(selectable[index][0]), LabResult)
+
+        selected = set(window.select_older([result for _, result in selectable], is_valid))
+        for index, (candidate, _) in enumerate(selectable):
+            # The rest are validated still: an invalid one is named, whatever its age.
+            if index in selected or not is_valid(index):
+                chosen[candidate.order] = candidate
     return list(chosen.values())
+
+
+def _is_inside(candidate: _Candidate, recent_start: date) -> bool:
+    """Return True for a result with no readable day or one inside the recent window."""
+    return candidate.day is None or candidate.day >= recent_start
+
+
+def _keeps(window: ReadingWindow, result: LabResult) -> bool:
+    """Return True when `keep_older` accepts the result (every one without it)."""
+    return window.keep_older is None or window.keep_older(result)
 
 
 def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:

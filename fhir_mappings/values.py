@@ -7,7 +7,7 @@ dotted path in the request) a number came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -197,6 +197,11 @@ class PatientRecord:
         return tuple(order for order in self.medication_orders if order.is_draft_order)
 
 
+# Given the usable reads (not validated yet) of every result `keep_older` accepts, and a function
+# that validates the i-th and says whether it stands as read, return the indices of those to read.
+SelectResults = Callable[[Sequence[LabResult], Callable[[int], bool]], Iterable[int]]
+
+
 @dataclass(frozen=True, slots=True)
 class ReadingWindow:
     """Which liver results a caller can use, so the rest need not be read or validated.
@@ -204,8 +209,10 @@ class ReadingWindow:
     Each analyte's latest usable result, and its latest usable exact one, are always read. The
     window is measured back from the earliest of `now` and those results of the `anchors`
     analytes: every result within `recent` of it is read; an older one within `lookback` (any age
-when None) is read
-    only when `keep_older` says so (all of them when it is None); anything older is left out.
+    when None) is read only when `keep_older` says so (all of them when it is None); anything
+    older is left out. With `select_older`, the older results `keep_older` accepts are read only
+    when it chooses them: it is shown every result `keep_older` accepts, inside the window or
+    not, as read before validation, and may validate any of them to decide.
     """
 
     now: datetime
@@ -213,6 +220,7 @@ when None) is read
     lookback: timedelta | None  # None: no limit
     anchors: tuple[Analyte, ...] = TRANSAMINASES
     keep_older: Callable[[LabResult], bool] | None = None
+    select_older: SelectResults | None = None
 
 
 @dataclass(frozen=True, slots=True)
