@@ -106,7 +106,8 @@ class PatientIdentity:
                 f"has no {element}, so it cannot be told to be this patient's",
             )
         reference = str_at(subject, "reference")
-        path = f"{item.path}.{element}.reference"
+        if reference is not None and self._is_plainly_own(reference):
+            return None
         if reference is None:
             return self._problem(
                 Attribution.UNATTRIBUTED,
@@ -117,7 +118,18 @@ class PatientIdentity:
         attribution, why = self.attribute(reference)
         if attribution is Attribution.THIS_PATIENT:
             return None
-        return self._problem(attribution, path, item, why)
+        return self._problem(attribution, f"{item.path}.{element}.reference", item, why)
+
+    def _is_plainly_own(self, reference: str) -> bool:
+        """Return True for exactly `Patient/<patientId>`: `attribute` reads it as this patient."""
+        patient_id = self.patient_id
+        return (
+            len(reference) == len(patient_id) + 8
+            and reference.startswith("Patient/")
+            and reference.endswith(patient_id)
+            and bool(patient_id)
+            and "/" not in patient_id
+        )
 
     def attribute(self, reference: str) -> tuple[Attribution, str]:
         """Return whether a reference names this patient, and the reason when it does not."""

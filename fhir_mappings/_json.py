@@ -17,6 +17,8 @@ JsonObject = Mapping[str, Any]
 def object_at(obj: JsonObject, key: str) -> JsonObject | None:
     """Return the JSON object under `key`, or None."""
     value = obj.get(key)
+    if type(value) is dict:  # what the decoders return; other mappings take the slow check
+        return value
     return value if isinstance(value, Mapping) else None
 
 
@@ -24,7 +26,7 @@ def objects_at(obj: JsonObject, key: str) -> Iterator[JsonObject]:
     """Yield the JSON objects in the array under `key`, skipping anything else."""
     value = obj.get(key)
     if isinstance(value, list):
-        yield from (item for item in value if isinstance(item, Mapping))
+        yield from (item for item in value if type(item) is dict or isinstance(item, Mapping))
 
 
 def str_at(obj: JsonObject, key: str) -> str | None:

@@ -8,6 +8,7 @@ the result's own normal `referenceRange.high`, converted to the canonical unit; 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from fhir_mappings._errors import FhirMappingError
@@ -63,49 +64,78 @@ def read_lab_result(item: FhirItem, analyte: Analyte, loinc: str) -> LabResult |
     resource = item.resource
     source = resource_ref(item)
     effective, date_only, no_date = _effective_time(resource, item.path)
-
-    def unusable(reason: UnusableReason, detail: str) -> UnusableResult:
-        return UnusableResult(analyte, loinc, reason, detail, source, effective)
-
-    status = str_at(resource, "status")
-    if status in _RETRACTED_STATUSES:
-        return unusable(UnusableReason.RETRACTED, f"status '{status}': the result was withdrawn")
-    if status not in _USABLE_STATUSES and status != _PRELIMINARY_STATUS:
-        return unusable(UnusableReason.STATUS, f"status '{status}' is not a reported result")
-    absent = object_at(resource, "dataAbsentReason")
-    if absent is not None:
-        return unusable(UnusableReason.DATA_ABSENT, f"no value: {_concept_name(absent)}")
-    quantity = object_at(resource, "valueQuantity")
-    if quantity is None:
-        return unusable(UnusableReason.NO_VALUE, _missing_value(resource))
-    value = number_at(quantity, "value")
-    if value is None:
-        return unusable(UnusableReason.NO_VALUE, "valueQuantity has no numeric value")
-    code, text = _unit_of(quantity)
-    canonical = _canonical(analyte, value, code, text, quantity)
-    reported = _reported(quantity)
-    if canonical is None:
-        return unusable(UnusableReason.UNKNOWN_UNIT, _unknown_unit(analyte, quantity, reported))
-    comparator = str_at(quantity, "comparator")
-    bound = Bound.EXACT if comparator is None else _BOUNDS.get(comparator)
-    if bound is None:
-        return unusable(
-            UnusableReason.INVALID, f"comparator '{comparator}' is not one of <, <=, >=, >"
-        )
-    if effective is None:
-        return unusable(UnusableReason.NO_DATE, no_date)
+    value = _value_of(resource, analyte, effective, no_date)
+    if isinstance(value, _Unusable):
+        return UnusableResult(analyte, loinc, value.reason, value.detail, source, effective)
     return LabResult(
         analyte=analyte,
         loinc=loinc,
-        value=canonical,
-        bound=bound,
-        effective=effective,
+        value=value.canonical,
+        bound=value.bound,
+        effective=value.effective,
         source=source,
-        reference_high=_reference_high(resource, analyte, code, text),
-        preliminary=status == _PRELIMINARY_STATUS,
-        reported=reported,
+        reference_high=_reference_high(resource, analyte, value.code, value.text),
+        preliminary=value.status == _PRELIMINARY_STATUS,
+        reported=_reported(value.quantity),
         date_only=date_only,
     )
+
+
+def reads_as_usable(item: FhirItem, analyte: Analyte) -> bool:
+    """Return True when `read_lab_result` would return a `LabResult` (cheaper than reading it)."""
+    effective, _, no_date = _effective_time(item.resource, item.path)
+    return not isinstance(_value_of(item.resource, analyte, effective, no_date), _Unusable)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unusable:
+    reason: UnusableReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    canonical: float
+    bound: Bound
+    code: str | None
+    text: str | None
+    quantity: JsonObject
+    status: str | None
+    effective: datetime
+
+
+def _value_of(
+    resource: JsonObject, analyte: Analyte, effective: datetime | None, no_date: str
+) -> _Value | _Unusable:
+    """Return the value in the canonical unit, or why the result cannot be used (policy 5)."""
+    status = str_at(resource, "status")
+    if status in _RETRACTED_STATUSES:
+        return _Unusable(UnusableReason.RETRACTED, f"status '{status}': the result was withdrawn")
+    if status not in _USABLE_STATUSES and status != _PRELIMINARY_STATUS:
+        return _Unusable(UnusableReason.STATUS, f"status '{status}' is not a reported result")
+    absent = object_at(resource, "dataAbsentReason")
+    if absent is not None:
+        return _Unusable(UnusableReason.DATA_ABSENT, f"no value: {_concept_name(absent)}")
+    quantity = object_at(resource, "valueQuantity")
+    if quantity is None:
+        return _Unusable(UnusableReason.NO_VALUE, _missing_value(resource))
+    value = number_at(quantity, "value")
+    if value is None:
+        return _Unusable(UnusableReason.NO_VALUE, "valueQuantity has no numeric value")
+    code, text = _unit_of(quantity)
+    canonical = _canonical(analyte, value, code, text, quantity)
+    if canonical is None:
+        reported = _reported(quantity)
+        return _Unusable(UnusableReason.UNKNOWN_UNIT, _unknown_unit(analyte, quantity, reported))
+    comparator = str_at(quantity, "comparator")
+    bound = Bound.EXACT if comparator is None else _BOUNDS.get(comparator)
+    if bound is None:
+        return _Unusable(
+            UnusableReason.INVALID, f"comparator '{comparator}' is not one of <, <=, >=, >"
+        )
+    if effective is None:
+        return _Unusable(UnusableReason.NO_DATE, no_date)
+    return _Value(canonical, bound, code, text, quantity, status, effective)
 
 
 def invalid_result(

@@ -29,6 +29,7 @@ from fhir_mappings._observations import (
     invalid_result,
     liver_test_code,
     read_lab_result,
+    reads_as_usable,
 )
 from fhir_mappings._resources import FhirItem, resource_ref
 from fhir_mappings._validation import ValidationScope, validation_problem, validation_scope
@@ -313,7 +314,7 @@ def _in_window(
     )
     selectable: list[tuple[_Candidate, LabResult]] = []  # what `select_older` chooses from
     for candidate in candidates:
-        if window.select_older is not None:
+        if window.select_older is not None and _may_keep(candidate, window):
             result = candidate.read()
             if isinstance(result, LabResult) and _keeps(window, result):
                 selectable.append((candidate, result))
@@ -349,9 +350,16 @@ def _keeps(window: ReadingWindow, result: LabResult) -> bool:
     return window.keep_older is None or window.keep_older(result)
 
 
+def _may_keep(candidate: _Candidate, window: ReadingWindow) -> bool:
+    """Return True when `keep_older` may accept the candidate's analyte."""
+    return window.older_analytes is None or candidate.analyte in window.older_analytes
+
+
 def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:
     """Return True when an older result may matter; a cheap read decides, unvalidated."""
     if window.keep_older is None:
         return True
+    if not _may_keep(candidate, window) and candidate.unvalidated is None:
+        return not reads_as_usable(candidate.item, candidate.analyte)
     result = candidate.read()
     return not isinstance(result, LabResult) or window.keep_older(result)

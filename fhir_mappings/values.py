@@ -221,6 +221,9 @@ class ReadingWindow:
     anchors: tuple[Analyte, ...] = TRANSAMINASES
     keep_older: Callable[[LabResult], bool] | None = None
     select_older: SelectResults | None = None
+    # The only analytes `keep_older` can accept (None: any): an older result of another analyte
+    # is read only as far as needed to tell whether it is usable (if not, it is kept and named).
+    older_analytes: tuple[Analyte, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

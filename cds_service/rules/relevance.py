@@ -59,6 +59,7 @@ def reading_window(config: RuleConfig, now: datetime) -> ReadingWindow:
         anchors=TRANSAMINASES,
         keep_older=is_transaminase,
         select_older=select,
+        older_analytes=TRANSAMINASES,
     )
 
 
@@ -157,7 +158,8 @@ def history_records(
         raised: dict[Analyte, AssessedResult] = {}
         for index in instant:
             a = assessed[index]
-            if not is_above_uln(a):
+            # A smaller float is a smaller decimal whatever its literal: most stop here.
+            if a.uln is None or a.result.value < a.uln or not is_above_uln(a):
                 continue
             analyte = a.result.analyte
             if analyte in bar and multiple_rank(a) < bar[analyte]:
