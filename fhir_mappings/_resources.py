@@ -8,7 +8,7 @@ read the same way: each entry's resource, with its `fullUrl` for resolving refer
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_mappings._errors import FhirMappingError
@@ -27,11 +27,11 @@ class FhirItem:
     path: str
     resource: Mapping[str, Any]
     full_url: str | None = None
+    # The resource's `resourceType`, or None when it has none (read once: asked ~5 times each).
+    resource_type: str | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def resource_type(self) -> str | None:
-        """Return the resource's `resourceType`, or None when it has none."""
-        return str_at(self.resource, "resourceType")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resource_type", str_at(self.resource, "resourceType"))
 
 
 def read_resources(value: object, path: str) -> Iterator[FhirItem]:
