@@ -210,9 +210,9 @@ class ReadingWindow:
     window is measured back from the earliest of `now` and those results of the `anchors`
     analytes: every result within `recent` of it is read; an older one within `lookback` (any age
     when None) is read only when `keep_older` says so (all of them when it is None); anything
-    older is left out. With `select_older`, the older results `keep_older` accepts are read only
-    when it chooses them: it is shown every result `keep_older` accepts, inside the window or
-    not, as read before validation, and may validate any of them to decide.
+    older is left out. With `select_older`, the older results `keep_older` accepts are kept only
+    when it chooses them or when they fail validation: it is shown every result `keep_older`
+    accepts, inside the window or not, as read before validation, and may validate any of them.
     """
 
     now: datetime

@@ -3,8 +3,9 @@
 Kynamro PI §2.3 and policies 1, 3, 7, 8 and 9 look back a bounded time from the latest ALT or
 AST result or from now. Every result within `RuleConfig.recent_lookback` can matter. Older results
 of the other analytes matter only as that analyte's latest result (monitoring cadence, data
-quality, the card's table). An older ALT or AST result can matter in three ways, and only those
-are read and validated (`needed_transaminases`); the others are read only as far as their value:
+quality, the card's table). Every ALT and AST result is still validated and read (an invalid one
+is named as unusable at any age, `data_quality`), but an older one reaches the rules only when it
+can matter in one of three ways (`needed_transaminases`):
 
 - **Policy 12, the withhold episode.** Call a run a stretch of consecutive instants whose ALT and
   AST results are all below 3× ULN and that holds at least one ALT and one AST. After a run, no
@@ -25,9 +26,9 @@ are read and validated (`needed_transaminases`); the others are read only as far
   highest before any time (the newest of equal highest ones) is always one of them.
 
 When a record is read for evaluation at `now`
-Then only the results inside that window, each analyte's latest, and the older ALT/AST results
-above are read and validated. Property tests check that every finding, and the history on the
-card, is the same with and without the window.
+Then only the results inside that window, each analyte's latest, the older ALT/AST results above
+and the invalid ones reach the record. Property tests check that every finding, and the history
+on the card, is the same with and without the window.
 """
 
 from __future__ import annotations
