@@ -37,6 +37,7 @@ from bench.audit_cost import percentile
 from bench.loadgen import LoadResult, run_load
 from bench.workload import NOW, distinct_bodies, encoded, order_sign_request, templated_body
 from cds_service import create_app
+from cds_service.cli.serve import warm_up
 from cds_service.hooks.discovery import find_service
 from cds_service.hooks.evaluation import answer_hook
 from cds_service.hooks.request import decode_json_body
@@ -96,6 +97,7 @@ def in_process(quick: bool) -> list[dict[str, Any]]:
             )
 
         evaluate(encoded(order_sign_request(size, tag="warm-")))  # imports, validators
+        warm_up()  # what each gunicorn worker does before its first request (gc.freeze)
         wall, cpu = _cold(evaluate, bodies)
         floor, floor_cpu = _cold(json.loads, bodies)
         tracemalloc.start()
