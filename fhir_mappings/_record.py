@@ -282,7 +282,8 @@ def _in_window(
     anchor analytes read on the way, and `now`, fix where the window is measured from. Results
     with no readable day are always kept; so are older ones that cannot be read as usable (they
     are named on the card, never dropped for being unreadable). With `window.select_older`, the
-    older results `keep_older` accepts are read only when it chooses them.
+    older results `keep_older` accepts are all validated but kept only when it chooses them or
+    when they are invalid (an invalid result is named whatever its age).
     """
     by_analyte: dict[Analyte, list[_Candidate]] = {}
     for candidate in candidates:
@@ -319,7 +320,7 @@ def _in_window(
             if isinstance(result, LabResult) and _keeps(window, result):
                 selectable.append((candidate, result))
                 if candidate.order not in chosen and not _is_inside(candidate, recent_start):
-                    continue  # older: read only if chosen below
+                    continue  # older: kept only if chosen or invalid, below
         if candidate.order in chosen:
             continue
         if _is_inside(candidate, recent_start):
