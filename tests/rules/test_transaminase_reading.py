@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +95,7 @@ def _compare(
             medication_request(
                 "m1",
                 status="active",
-                authored=(NOW - timedelta(days=started_days_ago)).date().isoformat(),
+                authoredOn=(NOW - timedelta(days=started_days_ago)).date().isoformat(),
             ),
         )
         if started_days_ago is not None
@@ -128,6 +129,7 @@ def _compare(
     assert outcome(reading_window(config, NOW)) == outcome(None)
 
 
+@pytest.mark.slow  # hypothesis, 500 long histories
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     labs=_long_history(),
