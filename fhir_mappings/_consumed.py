@@ -24,21 +24,11 @@ from datetime import date
 from functools import cache
 from typing import Any
 
+from fhir_mappings._observations import VALUE_CHOICES
+
 __all__ = ["CONSUMED", "consumed_part", "declared_elements", "is_certainly_valid"]
 
-_OBSERVATION_VALUES = (
-    "valueQuantity",
-    "valueCodeableConcept",
-    "valueString",
-    "valueBoolean",
-    "valueInteger",
-    "valueRange",
-    "valueRatio",
-    "valueSampledData",
-    "valueTime",
-    "valueDateTime",
-    "valuePeriod",
-)
+_OBSERVATION_VALUES = VALUE_CHOICES
 _OBSERVATION_EFFECTIVE = (
     "effectiveDateTime",
     "effectivePeriod",

@@ -34,7 +34,9 @@ _RETRACTED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 _BOUNDS = {"<": Bound.AT_MOST, "<=": Bound.AT_MOST, ">=": Bound.AT_LEAST, ">": Bound.AT_LEAST}
 # FHIR R4 referencerange-meaning: only a normal range gives a ULN
 _RANGE_MEANING_SYSTEM = "http://terminology.hl7.org/CodeSystem/referencerange-meaning"
-_VALUE_KEYS = (
+# Observation.value[x] (FHIR R4): every choice; the rules read only valueQuantity.
+VALUE_CHOICES = (
+    "valueQuantity",
     "valueCodeableConcept",
     "valueString",
     "valueBoolean",
@@ -263,7 +265,7 @@ def _unknown_unit(analyte: Analyte, quantity: JsonObject, reported: str) -> str:
 
 def _missing_value(resource: JsonObject) -> str:
     """Say what an Observation has instead of a valueQuantity."""
-    for key in _VALUE_KEYS:
+    for key in VALUE_CHOICES[1:]:  # a value that is not a quantity
         if key in resource:
             return f"the value is a {key}, not a valueQuantity"
     return "no value"

@@ -18,11 +18,13 @@ from cds_service.rules import (
 )
 from cds_service.rules.decision import Rule
 
-ALL_RULES: tuple[Rule, ...] = (
-    *contraindication.RULES,
-    *discontinuation.RULES,
-    *withholding.RULES,
-    *monitoring.RULES,
-    *closer_monitoring.RULES,
-    *data_quality.RULES,
+# Every rule module, in the order the engine asks them (the findings are sorted afterwards).
+RULE_MODULES = (
+    contraindication,
+    discontinuation,
+    withholding,
+    data_quality,
+    monitoring,
+    closer_monitoring,
 )
+ALL_RULES: tuple[Rule, ...] = tuple(rule for module in RULE_MODULES for rule in module.RULES)

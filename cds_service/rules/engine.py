@@ -14,14 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from cds_service.rules import (
-    closer_monitoring,
-    contraindication,
-    data_quality,
-    discontinuation,
-    monitoring,
-    withholding,
-)
+from cds_service.rules.catalogue import RULE_MODULES
 from cds_service.rules.chart import read_chart
 from cds_service.rules.config import RuleConfig
 from cds_service.rules.decision import Evaluation, Finding, Occasion
@@ -52,14 +45,7 @@ def evaluate(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     chart = read_chart(record, orders=orders, occasion=occasion, config=config, now=now)
-    findings = [
-        *contraindication.findings(chart),
-        *discontinuation.findings(chart),
-        *withholding.findings(chart),
-        *data_quality.findings(chart),
-        *monitoring.findings(chart),
-        *closer_monitoring.findings(chart),
-    ]
+    findings = [finding for module in RULE_MODULES for finding in module.findings(chart)]
     return Evaluation(
         profile=config.profile,
         occasion=occasion,
