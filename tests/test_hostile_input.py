@@ -154,11 +154,7 @@ OUT_OF_RANGE = [
 def test_a_number_no_double_can_hold_is_refused_naming_the_field(
     app: Flask, path: str, text: str, field: str
 ) -> None:
-    response = post_raw(app.test_client(), path, text)
-    assert response.status_code == 400
-    (issue,) = response.get_json()["issue"]
-    assert issue["expression"] == [field]
-    assert "number out of range" in issue["diagnostics"]
+    assert_refused_naming(post_raw(app.test_client(), path, text), field, "number out of range")
 
 
 def test_the_largest_numbers_a_double_holds_are_still_read(client: FlaskClient) -> None:
@@ -186,11 +182,7 @@ SURROGATES = [
 def test_a_lone_surrogate_is_refused_at_decode_and_the_call_still_audited(
     app: Flask, path: str, text: str, field: str
 ) -> None:
-    response = post_raw(app.test_client(), path, text)
-    assert response.status_code == 400
-    (issue,) = response.get_json()["issue"]
-    assert issue["expression"] == [field]
-    assert "lone UTF-16 surrogate" in issue["diagnostics"]
+    assert_refused_naming(post_raw(app.test_client(), path, text), field, "lone UTF-16 surrogate")
     (record,) = records(app)
     assert record.status == 400
     assert record.issues == [{"code": "invalid", "expression": [field]}]
@@ -371,3 +363,11 @@ def _sign_payload(key: SigningKey, payload: str) -> str:
     signing_input = f"{b64(header.encode())}.{b64(payload.encode())}"
     signature = get_default_algorithms()[key.alg].sign(signing_input.encode(), key.private)
     return f"{signing_input}.{b64(signature)}"
+
+
+def assert_refused_naming(response: Any, field: str, problem: str) -> None:
+    """Assert a 400 with one issue that names `field` and says `problem`."""
+    assert response.status_code == 400
+    (issue,) = response.get_json()["issue"]
+    assert issue["expression"] == [field]
+    assert problem in issue["diagnostics"]
