@@ -263,7 +263,7 @@ _codeable_concept = _element({"coding": _list_of(_coding), "text": _string})
 _quantity = _element(
     {
         "value": _decimal,
-        "comparator": lambda value: value in _QUANTITY_COMPARATORS and type(value) is str,
+        "comparator": lambda value: type(value) is str and value in _QUANTITY_COMPARATORS,
         "unit": _string,
         "system": _uri,
         "code": _code,

@@ -83,7 +83,8 @@ def mipomersen_match(
         concepts.append(object_at(medication, "code"))
     all_codings = [coding for concept in concepts for coding in codings(concept)]
     for coding in all_codings:
-        if coding.get("system") in ATC_SYSTEMS and coding.get("code") == ATC_MIPOMERSEN:
+        system = coding.get("system")
+        if type(system) is str and system in ATC_SYSTEMS and coding.get("code") == ATC_MIPOMERSEN:
             return f"ATC {ATC_MIPOMERSEN}"
     for coding in all_codings:
         system, code = coding.get("system"), coding.get("code")

@@ -54,7 +54,8 @@ def liver_test_code(resource: JsonObject) -> tuple[Analyte, str] | None:
     """Return the analyte and LOINC code of an Observation the rules read, or None."""
     for coding in codings(object_at(resource, "code")):
         code = coding.get("code")
-        if coding.get("system") in LOINC_SYSTEMS and isinstance(code, str):
+        system = coding.get("system")
+        if type(system) is str and system in LOINC_SYSTEMS and isinstance(code, str):
             analyte = analyte_for_loinc(code)
             if analyte is not None:
                 return analyte, code

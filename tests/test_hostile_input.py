@@ -251,6 +251,44 @@ def test_a_result_dated_past_9999_is_named_unusable_not_a_500(client: FlaskClien
     assert response.status_code == 200
 
 
+def _lab_with(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    lab = observation("ALT", 236, "2026-11-20", high=40)
+    parent: Any = lab
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = value
+    return lab
+
+
+def _draft_with_system(value: Any) -> dict[str, Any]:
+    order = medication_request("draft-1")
+    order["medicationCodeableConcept"]["coding"][0]["system"] = value
+    return order
+
+
+# JSON arrays and objects where the mappers compare a code system or a comparator against a
+# set: found by probing every element of the examples with [], {} and nested values (issue 13).
+UNHASHABLE = [
+    ("loinc-system-as-array", (_lab_with(("code", "coding", 0, "system"), []),), ()),
+    ("loinc-system-as-object", (_lab_with(("code", "coding", 0, "system"), {"a": 1}),), ()),
+    ("comparator-as-array", (_lab_with(("valueQuantity", "comparator"), []),), ()),
+    ("comparator-as-object", (_lab_with(("valueQuantity", "comparator"), {}),), ()),
+    ("atc-system-as-array", (), (_draft_with_system([]),)),
+]
+
+
+@pytest.mark.parametrize(
+    ("labs", "drafts"), [pytest.param(labs, drafts, id=name) for name, labs, drafts in UNHASHABLE]
+)
+def test_an_array_or_object_where_a_code_is_expected_is_not_a_500(
+    client: FlaskClient, labs: tuple[dict[str, Any], ...], drafts: tuple[dict[str, Any], ...]
+) -> None:
+    body = hook_request(drafts=drafts or (medication_request("draft-1"),), labs=labs)
+    response = client.post(SIGN, json=body)
+    assert response.status_code == 200
+    assert response.get_json()["cards"], "an unreadable result or order is never all clear"
+
+
 def _order_with_contained(count: int) -> dict[str, Any]:
     order = medication_request("draft-1")
     order["contained"] = [
