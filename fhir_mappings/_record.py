@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+from fhir_mappings._budget import charge_small_resource
 from fhir_mappings._conditions import listed_coding, read_liver_condition
 from fhir_mappings._identity import IdentityProblem
 from fhir_mappings._medications import (
@@ -31,8 +32,14 @@ from fhir_mappings._observations import (
     read_lab_result,
     reads_as_usable,
 )
+from fhir_mappings._ordinary_observations import OrdinaryRead, OrdinaryReader
 from fhir_mappings._resources import FhirItem, resource_ref
-from fhir_mappings._validation import ValidationScope, validation_problem, validation_scope
+from fhir_mappings._validation import (
+    ValidationScope,
+    scope_in_force,
+    validation_problem,
+    validation_scope,
+)
 from fhir_mappings.values import (
     Analyte,
     Bound,
@@ -83,6 +90,9 @@ def _read_record(
     unattributed: Iterable[tuple[FhirItem, IdentityProblem]],
 ) -> PatientRecord:
     reader = _RecordReader(medication_codes)
+    # Ordinary Observations are validated and read in one walk, the rest by the general path;
+    # the whole-resource scope has no one-walk reader.
+    ordinary = OrdinaryReader() if scope_in_force() is ValidationScope.CONSUMED else None
     observations: list[_Candidate] = []
     requests: list[tuple[FhirItem, bool]] = []
     medications: list[FhirItem] = []
@@ -91,7 +101,12 @@ def _read_record(
         if resource_type == "Observation":
             test = liver_test_code(item.resource)
             if test is not None:
-                observations.append(_Candidate(len(observations), item, *test))
+                known = (
+                    ordinary.read(item, *test)
+                    if ordinary is not None and charge_small_resource(item.path, item.resource)
+                    else None
+                )
+                observations.append(_Candidate(len(observations), item, *test, known))
         elif resource_type == "Condition":
             reader.read_condition(item)
         elif resource_type == "MedicationRequest":
@@ -114,23 +129,38 @@ def _read_record(
 
 @dataclass(slots=True)
 class _Candidate:
-    """A liver-test Observation not read yet: its place in the input and its (cheap) day."""
+    """A liver-test Observation: its place in the input, its (cheap) day and what is read.
+
+    `known` is set when the one-walk reader found it valid and read it; the window then needs
+    no further read of it, and it is never validated again.
+    """
 
     order: int
     item: FhirItem
     analyte: Analyte
     loinc: str
+    known: OrdinaryRead | None = None
     day: date | None = None
     unvalidated: LabResult | UnusableResult | None = None  # `read()` before validation
 
     def __post_init__(self) -> None:
-        self.day = effective_day(self.item.resource)
+        self.day = self.known.day if self.known is not None else effective_day(self.item.resource)
 
     def read(self) -> LabResult | UnusableResult:
         """Read the result without validating it (once: the read depends only on the JSON)."""
         if self.unvalidated is None:
-            self.unvalidated = read_lab_result(self.item, self.analyte, self.loinc)
+            self.unvalidated = (
+                self.known.result
+                if self.known is not None
+                else read_lab_result(self.item, self.analyte, self.loinc)
+            )
         return self.unvalidated
+
+    def reads_as_usable(self) -> bool:
+        """Return True when `read()` would give a `LabResult` (cheaper than reading it)."""
+        if self.known is not None:
+            return isinstance(self.known.result, LabResult)
+        return reads_as_usable(self.item, self.analyte)
 
 
 class _RecordReader:
@@ -166,6 +196,8 @@ class _RecordReader:
         cached = self._observation_cache.get(candidate.order)
         if cached is not None:
             return cached
+        if candidate.known is not None:  # valid: the one-walk reader checked it
+            return candidate.read()
         item = candidate.item
         problem = validation_problem(item)
         result: LabResult | UnusableResult
@@ -361,6 +393,6 @@ def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:
     if window.keep_older is None:
         return True
     if not _may_keep(candidate, window) and candidate.unvalidated is None:
-        return not reads_as_usable(candidate.item, candidate.analyte)
+        return not candidate.reads_as_usable()
     result = candidate.read()
     return not isinstance(result, LabResult) or window.keep_older(result)

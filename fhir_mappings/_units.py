@@ -22,7 +22,7 @@ UCUM_SYSTEM = "http://unitsofmeasure.org"
 
 
 @dataclass(frozen=True, slots=True)
-class _Factor:
+class UnitFactor:
     """Multiply then divide a value by exact source numbers to reach the canonical unit."""
 
     multiply: float = 1.0
@@ -35,21 +35,21 @@ class _Factor:
         return value * self.multiply / self.divide
 
 
-_SAME = _Factor()
-_MICROKATAL = _Factor(multiply=60.0)  # 1 µkat/L = 60 U/L
-_MICROMOLE_BILIRUBIN = _Factor(divide=17.1)  # 17.1 µmol/L = 1 mg/dL
+_SAME = UnitFactor()
+_MICROKATAL = UnitFactor(multiply=60.0)  # 1 µkat/L = 60 U/L
+_MICROMOLE_BILIRUBIN = UnitFactor(divide=17.1)  # 17.1 µmol/L = 1 mg/dL
 
 
 @dataclass(frozen=True, slots=True)
 class _UnitTable:
     """The units accepted for one group of analytes."""
 
-    ucum: Mapping[str, _Factor]  # UCUM codes, compared exactly (UCUM is case-sensitive)
-    text: Mapping[str, _Factor]  # `Quantity.unit` texts, compared after strip() and casefold()
+    ucum: Mapping[str, UnitFactor]  # UCUM codes, compared exactly (UCUM is case-sensitive)
+    text: Mapping[str, UnitFactor]  # `Quantity.unit` texts, compared after strip() and casefold()
     unitless: bool = False  # a value with neither unit code nor unit text is acceptable
 
 
-def _texts(spellings: Mapping[str, _Factor]) -> Mapping[str, _Factor]:
+def _texts(spellings: Mapping[str, UnitFactor]) -> Mapping[str, UnitFactor]:
     """Key unit texts by their case-folded form (which also folds µ, U+00B5, to μ, U+03BC)."""
     return MappingProxyType({text.casefold(): factor for text, factor in spellings.items()})
 
@@ -128,12 +128,17 @@ def to_canonical(
 
     A UCUM code decides when given; otherwise the unit text does. Only INR accepts no unit.
     """
-    table = _TABLES[analyte]
-    if ucum_code is not None:
-        factor = table.ucum.get(ucum_code)
-    elif unit_text is not None and unit_text.strip():
-        factor = table.text.get(unit_text.strip().casefold())
-    else:
-        factor = _SAME if table.unitless else None
+    factor = unit_factor(analyte, ucum_code, unit_text)
     return factor.to_canonical(value) if factor is not None else None
 
+
+def unit_factor(
+    analyte: Analyte, ucum_code: str | None = None, unit_text: str | None = None
+) -> UnitFactor | None:
+    """Return the conversion `to_canonical` applies for this unit, or None when it is unknown."""
+    table = _TABLES[analyte]
+    if ucum_code is not None:
+        return table.ucum.get(ucum_code)
+    if unit_text is not None and unit_text.strip():
+        return table.text.get(unit_text.strip().casefold())
+    return _SAME if table.unitless else None

@@ -54,6 +54,11 @@ def validation_scope(scope: ValidationScope) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
+def scope_in_force() -> ValidationScope:
+    """Return the validation scope of the current read."""
+    return _SCOPE.get()
+
+
 _WARM_UP_RESOURCES: tuple[dict[str, Any], ...] = (
     {"resourceType": "Observation", "status": "final", "code": {"text": "ALT"}},
     {"resourceType": "Condition", "subject": {"reference": "Patient/p"}},

@@ -154,7 +154,7 @@ def loinc_table(anchors: Mapping[int, str]) -> str:
     )
 
 
-def _factor(factor: _units._Factor, canonical: str) -> str:
+def _factor(factor: _units.UnitFactor, canonical: str) -> str:
     if factor.multiply != 1:
         return f"× {factor.multiply:g}"
     if factor.divide != 1:

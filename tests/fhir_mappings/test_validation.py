@@ -8,6 +8,7 @@ import pytest
 
 from fhir_mappings import FhirItem, read_patient_record, read_resources
 from fhir_mappings import _record as record_module
+from fhir_mappings._ordinary_observations import OrdinaryRead, OrdinaryReader
 from fhir_mappings._validation import _short, dotted_path, validation_problem
 from fhir_mappings.values import Analyte, SkippedResource, UnusableReason
 from tests.fhir_builders import (
@@ -204,7 +205,13 @@ def test_only_resources_the_rules_use_are_validated_in_a_whole_patient_bundle(
         validated.append(f"{item.resource_type} {item.path}")
         return validation_problem(item)
 
+    class SpyReader(OrdinaryReader):  # the one-walk reader validates as it reads
+        def read(self, item: FhirItem, analyte: Analyte, loinc: str) -> OrdinaryRead | None:
+            validated.append(f"{item.resource_type} {item.path}")
+            return super().read(item, analyte, loinc)
+
     monkeypatch.setattr(record_module, "validation_problem", spy)
+    monkeypatch.setattr(record_module, "OrdinaryReader", SpyReader)
 
     read_patient_record(read_resources(load(JORDAN), "prefetch.patient"))
 

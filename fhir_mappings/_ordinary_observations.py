@@ -1,0 +1,484 @@
+"""Validate and read an ordinary liver-test Observation in one walk (issue 13).
+
+Nearly every lab result an EHR sends has one shape: id, meta, a final-type status, a LOINC
+`code`, `subject`, `effectiveDateTime`, `issued`, a `valueQuantity` in a UCUM unit and a
+reference range, beside elements the rules never read (category, performer, interpretation...).
+The general path walks such a resource three times (the consumed-element checker, the
+usability check, the mapper), about 20 µs. This module walks it once: each consumed element is
+checked as `_consumed.is_certainly_valid` checks it and mapped as
+`_observations.read_lab_result` maps it, and strings that repeat within a request (systems,
+codes, units, displays) are checked once per record.
+
+It answers only for shapes it is sure of; anything else (effectivePeriod, dataAbsentReason, a
+value that is not a Quantity, a `_x` primitive extension, a blank string, a null) gives None,
+and the caller takes the general path, which validates with the checker or the models and names
+the failing element. So this module can only ever agree with the general path:
+tests/fhir_mappings/test_ordinary_observations.py checks it on generated and mutated resources.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from fhir_mappings import _consumed as consumed
+from fhir_mappings._consumed import CONSUMED, declared_elements
+from fhir_mappings._observations import (
+    _BOUNDS,
+    _PRELIMINARY_STATUS,
+    _RANGE_MEANING_SYSTEM,
+    _RETRACTED_STATUSES,
+    _USABLE_STATUSES,
+    _unknown_unit,
+)
+from fhir_mappings._resources import FhirItem
+from fhir_mappings._units import UCUM_SYSTEM, UnitFactor, unit_factor
+from fhir_mappings.values import (
+    Analyte,
+    Bound,
+    LabResult,
+    ResourceRef,
+    UnusableReason,
+    UnusableResult,
+)
+
+__all__ = ["OrdinaryRead", "OrdinaryReader"]
+
+_OBSERVATION = "Observation"
+_CONSUMED = CONSUMED[_OBSERVATION]
+# Keys of an Observation this module reads itself; any other consumed key means "general path".
+_READ_HERE = frozenset(
+    {
+        "resourceType",
+        "id",
+        "meta",
+        "status",
+        "code",
+        "subject",
+        "effectiveDateTime",
+        "issued",
+        "valueQuantity",
+        "referenceRange",
+    }
+)
+_CODING_KEYS = frozenset({"system", "version", "code", "display", "userSelected"})
+_REFERENCE_KEYS = frozenset({"reference", "type", "display"})
+_QUANTITY_KEYS = frozenset({"value", "comparator", "unit", "system", "code"})
+_SIMPLE_QUANTITY_KEYS = frozenset({"value", "unit", "system", "code"})
+_RANGE_KEYS = frozenset({"low", "high", "type", "appliesTo", "text"})
+_list_of_concepts = consumed._list_of(consumed._codeable_concept)
+
+
+@dataclass(frozen=True, slots=True)
+class OrdinaryRead:
+    """A valid liver-test Observation read in one walk: its cheap day and its result.
+
+    `day` is what `_observations.effective_day` gives; `result` what `read_lab_result` gives.
+    """
+
+    day: date | None
+    result: LabResult | UnusableResult
+
+
+class OrdinaryReader:
+    """Read the ordinary Observations of one record, remembering what was already checked.
+
+    Within one request the same code, subject, unit and reference range come back on result
+    after result, so an element equal (by value, compared in C) to one already checked is not
+    checked again, and its reading (the upper limit in the canonical unit) is reused. Nothing is
+    kept beyond the reader, which lives for one record: every request is read cold.
+    """
+
+    __slots__ = (
+        "_codes",
+        "_strings",
+        "_uris",
+        "_allowed",
+        "_concepts",
+        "_subjects",
+        "_quantity_parts",
+        "_factors",
+    )
+
+    def __init__(self) -> None:
+        """Start with nothing remembered."""
+        self._codes: set[str] = set()
+        self._strings: set[str] = set()
+        self._uris: set[str] = set()
+        declared = declared_elements(_OBSERVATION)
+        # Elements FHIR defines for Observation that no rule reads are not this reader's
+        # concern, as they are not `is_certainly_valid`'s: those and what it reads itself.
+        self._allowed = _READ_HERE | frozenset(
+            key
+            for key in declared
+            if key not in _CONSUMED and key[1:] not in _CONSUMED and key != "resourceType"
+        )
+        self._concepts: dict[str, object] = {}  # LOINC code -> a `code` element checked
+        self._subjects: dict[object, object] = {}  # reference -> a `subject` element checked
+        self._quantity_parts: set[tuple[str, str]] = set()  # (key, string) checked
+        self._factors: dict[tuple[Analyte, str | None, str | None], UnitFactor | None] = {}
+
+    def read(self, item: FhirItem, analyte: Analyte, loinc: str) -> OrdinaryRead | None:
+        """Return the day and result of a valid ordinary Observation; None: ask the general path."""
+        resource: dict[str, Any] = item.resource  # type: ignore[assignment]
+        if (
+            type(resource) is not dict
+            or not resource.keys() <= self._allowed  # another consumed element, or unknown
+            or "status" not in resource
+            or "code" not in resource
+            or None in resource.values()  # a null is never valid (the models name it)
+        ):
+            return None
+        try:
+            return self._read(item, resource, analyte, loinc)
+        except _NotOrdinary:
+            return None
+
+    # --- the walk -------------------------------------------------------------------------
+
+    def _read(
+        self, item: FhirItem, resource: dict[str, Any], analyte: Analyte, loinc: str
+    ) -> OrdinaryRead:
+        resource_id = resource.get("id")
+        if resource_id is not None and (
+            type(resource_id) is not str or consumed._ID.fullmatch(resource_id) is None
+        ):
+            raise _NotOrdinary
+        meta = resource.get("meta")
+        version = None if meta is None else self._meta_version(meta)
+        status = resource["status"]
+        self._code(status)
+        concept = resource["code"]
+        # Equal to a checked element whose every leaf is a string: the same strings in the same
+        # shape (a string equals only a string; a number or boolean would never compare equal).
+        if self._concepts.get(loinc) != concept and self._concept(concept):
+            self._concepts[loinc] = concept
+        subject = resource.get("subject")
+        if subject is not None:
+            reference = subject.get("reference") if type(subject) is dict else None
+            if type(reference) is not str or self._subjects.get(reference) != subject:
+                self._reference(subject)
+                self._subjects[reference] = subject
+        effective_text = resource.get("effectiveDateTime")
+        issued_text = resource.get("issued")
+        if issued_text is not None:
+            self._instant(issued_text)
+        quantity = resource.get("valueQuantity")
+        if quantity is not None:
+            self._quantity(quantity)
+        ranges = resource.get("referenceRange")
+
+        source = ResourceRef(_OBSERVATION, resource_id, item.path, version)
+        if effective_text is not None:
+            effective, date_only, no_date, day = self._effective(
+                effective_text, "effectiveDateTime"
+            )
+        elif issued_text is not None:
+            effective, date_only, no_date, day = self._effective(issued_text, "issued")
+        else:
+            effective, date_only, no_date, day = (
+                None,
+                False,
+                "no effective time and no issued time",
+                None,
+            )
+        if quantity is None:
+            code = text = None
+        else:
+            code = quantity.get("code") if quantity.get("system") == UCUM_SYSTEM else None
+            text = quantity.get("unit")
+        reference_high = (
+            None if ranges is None else self._reference_high(ranges, analyte, code, text)
+        )
+
+        if status in _RETRACTED_STATUSES:
+            return _unusable(
+                day, analyte, loinc, UnusableReason.RETRACTED,
+                f"status '{status}': the result was withdrawn", source, effective,
+            )  # fmt: skip
+        if status not in _USABLE_STATUSES and status != _PRELIMINARY_STATUS:
+            return _unusable(
+                day, analyte, loinc, UnusableReason.STATUS,
+                f"status '{status}' is not a reported result", source, effective,
+            )  # fmt: skip
+        if quantity is None:
+            return _unusable(
+                day, analyte, loinc, UnusableReason.NO_VALUE, "no value", source, effective
+            )
+        raw_value = quantity.get("value")
+        if raw_value is None:
+            return _unusable(
+                day, analyte, loinc, UnusableReason.NO_VALUE,
+                "valueQuantity has no numeric value", source, effective,
+            )  # fmt: skip
+        value = raw_value if isinstance(raw_value, float) else float(raw_value)
+        canonical = self._canonical(analyte, value, code, text, quantity)
+        comparator = quantity.get("comparator")
+        reported = f"{comparator or ''}{raw_value} {text or quantity.get('code') or ''}".strip()
+        if canonical is None:
+            return _unusable(
+                day, analyte, loinc, UnusableReason.UNKNOWN_UNIT,
+                _unknown_unit(analyte, quantity, reported), source, effective,
+            )  # fmt: skip
+        bound = Bound.EXACT if comparator is None else _BOUNDS[comparator]
+        if effective is None:
+            return _unusable(
+                day, analyte, loinc, UnusableReason.NO_DATE, no_date, source, effective
+            )
+        return OrdinaryRead(
+            day,
+            LabResult(
+                analyte=analyte,
+                loinc=loinc,
+                value=canonical,
+                bound=bound,
+                effective=effective,
+                source=source,
+                reference_high=reference_high,
+                preliminary=status == _PRELIMINARY_STATUS,
+                reported=reported,
+                date_only=date_only,
+            ),
+        )
+
+    def _canonical(
+        self,
+        analyte: Analyte,
+        value: float,
+        code: str | None,
+        text: str | None,
+        quantity: dict[str, Any],
+    ) -> float | None:
+        """`_observations._canonical`, with the unit's conversion looked up once per unit."""
+        if code is None and text is None and quantity.get("code") is not None:
+            return None  # coded in a system other than UCUM, with no text
+        key = (analyte, code, text)
+        if key in self._factors:
+            factor = self._factors[key]
+        else:
+            factor = self._factors[key] = unit_factor(analyte, code, text)
+        return None if factor is None else factor.to_canonical(value)
+
+    def _reference_high(
+        self,
+        ranges: object,
+        analyte: Analyte,
+        value_code: str | None,
+        value_text: str | None,
+    ) -> float | None:
+        """Check the reference ranges; return the normal range's upper limit, canonical.
+
+        As `_observations._reference_high`: the first range with a numeric high that is a
+        normal range (no type, or the normal type) decides.
+        """
+        self._check_ranges(ranges)
+        for reference_range in ranges:  # type: ignore[attr-defined]
+            high = reference_range.get("high")
+            if high is None or high.get("value") is None:
+                continue
+            range_type = reference_range.get("type")
+            if range_type is not None and not any(
+                coding.get("system") == _RANGE_MEANING_SYSTEM and coding.get("code") == "normal"
+                for coding in range_type.get("coding", ())
+            ):
+                continue
+            limit = high["value"]
+            code = high.get("code") if high.get("system") == UCUM_SYSTEM else None
+            text = high.get("unit")
+            if code is None and text is None and high.get("code") is None:
+                code, text = value_code, value_text  # a bare number is in the value's unit
+            canonical = self._canonical(
+                analyte, limit if isinstance(limit, float) else float(limit), code, text, high
+            )
+            return canonical if canonical is not None and canonical > 0 else None
+        return None
+
+    def _effective(self, text: str, name: str) -> tuple[datetime | None, bool, str, date | None]:
+        """Return (time in UTC, date_only, why there is none, cheap day) of a checked time."""
+        if name == "effectiveDateTime":
+            match = consumed._DATE_TIME.fullmatch(text) if type(text) is str else None
+            if match is None or not consumed._calendar_day(match):
+                raise _NotOrdinary
+        # `issued` was checked as an instant already.
+        if len(text) < 10:  # a year or a year and month
+            return None, False, f"{name} '{text}': date has less than day precision", None
+        day = date.fromisoformat(text[:10])
+        if len(text) == 10:
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), True, "", day
+        try:
+            moment = datetime.fromisoformat(text).astimezone(UTC)
+        except (ValueError, OverflowError):  # past year 9999 in UTC: the general path says so
+            raise _NotOrdinary from None
+        return moment, False, "", day
+
+    # --- datatypes: as `_consumed` checks them, or `_NotOrdinary` ------------------------------
+
+    def _meta_version(self, meta: object) -> str | None:
+        if meta is None:
+            return None
+        if type(meta) is not dict or not meta:
+            raise _NotOrdinary
+        version = None
+        for key, value in meta.items():
+            if key == "versionId":
+                if type(value) is not str or consumed._ID.fullmatch(value) is None:
+                    raise _NotOrdinary
+                version = value
+            elif key == "lastUpdated":
+                self._instant(value)
+            elif key in ("source", "profile", "tag", "security"):
+                if not consumed._meta({key: value}):
+                    raise _NotOrdinary
+            else:
+                raise _NotOrdinary
+        return version
+
+    def _instant(self, value: object) -> None:
+        if type(value) is not str:
+            raise _NotOrdinary
+        match = consumed._INSTANT.fullmatch(value)
+        if match is None or (value[8:10] > "28" and not consumed._calendar_day(match)):
+            raise _NotOrdinary
+
+    def _code(self, value: object) -> None:
+        if type(value) is not str:
+            raise _NotOrdinary
+        if value in self._codes:
+            return
+        if consumed._CODE.fullmatch(value) is None:
+            raise _NotOrdinary
+        self._codes.add(value)
+
+    def _uri(self, value: object) -> None:
+        if type(value) is not str:
+            raise _NotOrdinary
+        if value in self._uris:
+            return
+        if consumed._URI.fullmatch(value) is None:
+            raise _NotOrdinary
+        self._uris.add(value)
+
+    def _string(self, value: object) -> None:
+        """A FHIR string the mappers may read: also non-blank, as `_json.str_at` reads it."""
+        if type(value) is not str:
+            raise _NotOrdinary
+        if value in self._strings:
+            return
+        if consumed._STRING.search(value) is None or not value.strip():
+            raise _NotOrdinary
+        self._strings.add(value)
+
+    def _concept(self, concept: object) -> bool:
+        """Check a CodeableConcept; return True when its every leaf is a string."""
+        if type(concept) is not dict or not concept:
+            raise _NotOrdinary
+        only_strings = True
+        for key, value in concept.items():
+            if key == "coding":
+                if type(value) is not list or not value:
+                    raise _NotOrdinary
+                for coding in value:
+                    only_strings = self._coding(coding) and only_strings
+            elif key == "text":
+                self._string(value)
+            else:
+                raise _NotOrdinary
+        return only_strings
+
+    def _coding(self, coding: object) -> bool:
+        """Check a Coding; return True when its every leaf is a string."""
+        if type(coding) is not dict or not coding:
+            raise _NotOrdinary
+        only_strings = True
+        for key, value in coding.items():
+            if key == "system":
+                self._uri(value)
+            elif key == "code":
+                self._code(value)
+            elif key == "display" or key == "version":
+                self._string(value)
+            elif key == "userSelected":
+                if type(value) is not bool:
+                    raise _NotOrdinary
+                only_strings = False
+            else:
+                raise _NotOrdinary
+        return only_strings
+
+    def _reference(self, reference: object) -> None:
+        if type(reference) is not dict or not reference:
+            raise _NotOrdinary
+        for key, value in reference.items():
+            if key == "type":
+                self._uri(value)
+            elif key in _REFERENCE_KEYS:
+                self._string(value)
+            else:
+                raise _NotOrdinary
+
+    def _quantity(self, quantity: object, keys: frozenset[str] = _QUANTITY_KEYS) -> None:
+        if type(quantity) is not dict or not quantity:
+            raise _NotOrdinary
+        parts = self._quantity_parts
+        for key, value in quantity.items():
+            if key == "value":
+                if type(value) is int:
+                    continue
+                if not isinstance(value, float) or not math.isfinite(value):
+                    raise _NotOrdinary
+            elif type(value) is not str:
+                raise _NotOrdinary
+            elif (key, value) in parts:
+                continue
+            elif key not in keys:
+                raise _NotOrdinary
+            else:
+                if key == "unit":
+                    self._string(value)
+                elif key == "system":
+                    self._uri(value)
+                elif key == "code":
+                    self._code(value)
+                elif value not in consumed._QUANTITY_COMPARATORS:
+                    raise _NotOrdinary
+                parts.add((key, value))
+
+    def _check_ranges(self, ranges: object) -> None:
+        if type(ranges) is not list or not ranges:
+            raise _NotOrdinary
+        for reference_range in ranges:
+            if type(reference_range) is not dict or not reference_range:
+                raise _NotOrdinary
+            for key, value in reference_range.items():
+                if key == "high" or key == "low":
+                    self._check_simple_quantity(value)
+                elif key == "type":
+                    self._concept(value)
+                elif key == "text":
+                    self._string(value)
+                elif key != "appliesTo" or value is None or not _list_of_concepts(value):
+                    raise _NotOrdinary
+
+    def _check_simple_quantity(self, quantity: object) -> None:
+        """Check a SimpleQuantity: a Quantity without a comparator."""
+        if type(quantity) is dict and "comparator" in quantity:
+            raise _NotOrdinary
+        self._quantity(quantity, _SIMPLE_QUANTITY_KEYS)
+
+
+class _NotOrdinary(Exception):
+    """The resource is outside the ordinary shape: the general path reads it."""
+
+
+def _unusable(
+    day: date | None,
+    analyte: Analyte,
+    loinc: str,
+    reason: UnusableReason,
+    detail: str,
+    source: ResourceRef,
+    effective: datetime | None,
+) -> OrdinaryRead:
+    return OrdinaryRead(day, UnusableResult(analyte, loinc, reason, detail, source, effective))
