@@ -113,14 +113,16 @@ def declared_elements(resource_type: str) -> frozenset[str]:
 def is_certainly_valid(resource: Mapping[str, Any]) -> bool:
     """Return True when the consumed elements are surely valid FHIR; False means "ask the models".
 
-    False is not a verdict: the caller then validates `consumed_part(resource)` in full.
+    For a type validated whole (a MedicationRequest), every element must be one this checker
+    knows and passes. False is not a verdict: the caller then validates `consumed_part(resource)`
+    in full.
     """
     resource_type = str(resource.get("resourceType"))
     checks = _CHECKS.get(resource_type)
     if checks is None:
         return False
     required, by_key = checks
-    consumed = CONSUMED[resource_type]
+    consumed = CONSUMED.get(resource_type)  # None: validated whole, every key is checked
     declared = declared_elements(resource_type)
     for key in required:
         if key not in resource:
@@ -128,7 +130,12 @@ def is_certainly_valid(resource: Mapping[str, Any]) -> bool:
     for key, value in resource.items():
         check = by_key.get(key)
         if check is None:
-            if key in declared and key not in consumed and key[1:] not in consumed:
+            if (
+                consumed is not None
+                and key in declared
+                and key not in consumed
+                and key[1:] not in consumed
+            ):
                 continue  # an element the rules never read: not this validator's concern
             if key == "resourceType":
                 continue
@@ -191,6 +198,17 @@ def _decimal(value: object) -> bool:
     if type(value) is int:
         return True
     return isinstance(value, float) and _DECIMAL.match(str(value)) is not None
+
+
+_INTEGER_MIN, _INTEGER_MAX = -(2**31), 2**31 - 1  # FHIR integer: 32-bit signed
+
+
+def _integer(value: object) -> bool:
+    return type(value) is int and _INTEGER_MIN <= value <= _INTEGER_MAX
+
+
+def _positive_int(value: object) -> bool:
+    return type(value) is int and 1 <= value <= _INTEGER_MAX
 
 
 def _calendar_day(match: re.Match[str]) -> bool:
@@ -294,6 +312,29 @@ _reference_range = _element(
     }
 )
 
+# Dosage as orders usually carry it: a text, a schedule, a route and a dose.
+_timing = _element(
+    {
+        "repeat": _element(
+            {"frequency": _positive_int, "period": _decimal, "periodUnit": _code}
+        ),
+        "code": _codeable_concept,
+    }
+)
+_dosage = _element(
+    {
+        "sequence": _integer,
+        "text": _string,
+        "patientInstruction": _string,
+        "timing": _timing,
+        "asNeededBoolean": _boolean,
+        "route": _codeable_concept,
+        "doseAndRate": _list_of(
+            _element({"type": _codeable_concept, "doseQuantity": _simple_quantity})
+        ),
+    }
+)
+
 _COMMON: dict[str, _Check] = {"id": _id, "meta": _meta, "subject": _reference}
 _CHECKS: dict[str, tuple[tuple[str, ...], dict[str, _Check]]] = {
     "Observation": (
@@ -316,6 +357,24 @@ _CHECKS: dict[str, tuple[tuple[str, ...], dict[str, _Check]]] = {
             "referenceRange": _list_of(_reference_range),
         },
     ),
+    # Validated whole: only the elements of an ordinary order; any other is left to the models.
+    "MedicationRequest": (
+        ("status", "intent", "subject"),
+        {
+            **_COMMON,
+            "status": _code,
+            "intent": _code,
+            "priority": _code,
+            "medicationCodeableConcept": _codeable_concept,
+            "medicationReference": _reference,
+            "encounter": _reference,
+            "requester": _reference,
+            "authoredOn": _date_time,
+            "category": _list_of(_codeable_concept),
+            "reasonCode": _list_of(_codeable_concept),
+            "dosageInstruction": _list_of(_dosage),
+        },
+    ),
     "Condition": (
         ("subject",),
         {
@@ -333,4 +392,5 @@ _CHECKS: dict[str, tuple[tuple[str, ...], dict[str, _Check]]] = {
 _CHOICES: dict[str, tuple[tuple[tuple[str, ...], bool], ...]] = {
     "Observation": ((_OBSERVATION_EFFECTIVE, False), (_OBSERVATION_VALUES, False)),
     "Condition": ((_CONDITION_ONSET, False),),
+    "MedicationRequest": ((("medicationCodeableConcept", "medicationReference"), True),),
 }

@@ -7,8 +7,11 @@ check code bindings, so status values are checked by the mappers.
 Two scopes (`ValidationScope`, the MIPOMERSEN_CDS_FHIR_VALIDATION setting): `consumed`, the
 default, validates the elements the rules read (`_consumed.CONSUMED`): an ordinary resource is
 passed by a fast checker in a few microseconds, anything else is validated by the models
-restricted to those elements, which give the verdict and the dotted path. `full` validates every
-element with the models (about 0.4 ms a resource), as before issue 13.
+restricted to those elements, which give the verdict and the dotted path. A MedicationRequest is
+validated whole in this scope too; an ordinary order (only the elements `_consumed` checks) is
+passed by the fast checker, any other by the models. Ordinary liver-test Observations are
+validated as they are read (`_ordinary_observations`). `full` validates every element with the
+models (about 0.4 ms a resource), as before issue 13.
 """
 
 from __future__ import annotations
@@ -90,10 +93,11 @@ def validation_problem(item: FhirItem) -> SkippedResource | None:
     resource_type = item.resource_type or "Resource"
     charge_resource(item.path, item.resource)  # may raise WorkLimitExceeded
     resource: Mapping[str, Any] = item.resource
-    if _SCOPE.get() is ValidationScope.CONSUMED and resource_type in CONSUMED:
+    if _SCOPE.get() is ValidationScope.CONSUMED:
         if is_certainly_valid(resource):
             return None
-        resource = consumed_part(resource)
+        if resource_type in CONSUMED:
+            resource = consumed_part(resource)
     try:
         _validators()[resource_type](resource)
     except ValidationError as error:

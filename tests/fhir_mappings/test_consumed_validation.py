@@ -306,3 +306,21 @@ def test_consumed_elements_are_elements_of_their_type() -> None:
         fields = model_of(resource_type).model_fields
         declared = {field.alias or name for name, field in fields.items()}
         assert elements <= declared, resource_type
+
+
+ORDINARY_ORDERS = [
+    r for r in BASES if r["resourceType"] == "MedicationRequest" and "contained" not in r
+]
+
+
+@pytest.mark.parametrize("order", ORDINARY_ORDERS, ids=lambda r: f"MedicationRequest-{r['id']}")
+def test_an_ordinary_order_is_validated_whole_by_the_fast_path(order: dict[str, Any]) -> None:
+    assert model_verdict(order) is None  # consumed_part of a MedicationRequest is all of it
+    assert is_certainly_valid(order)
+
+
+def test_an_order_with_an_element_the_fast_path_does_not_know_goes_to_the_models() -> None:
+    order = medication_request(dosageInstruction=[{"text": 5}])  # Dosage.text is a string
+    assert not is_certainly_valid(order)
+    problem = validation_problem(FhirItem(PATH, order))
+    assert problem is not None and problem.path == f"{PATH}.dosageInstruction[0].text"
