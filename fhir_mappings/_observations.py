@@ -8,6 +8,7 @@ the result's own normal `referenceRange.high`, converted to the canonical unit; 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -52,7 +53,16 @@ VALUE_CHOICES = (
 
 def liver_test_code(resource: JsonObject) -> tuple[Analyte, str] | None:
     """Return the analyte and LOINC code of an Observation the rules read, or None."""
-    for coding in codings(object_at(resource, "code")):
+    # Asked of every Observation in a request: plain loops, no generators.
+    concept = resource.get("code")
+    if type(concept) is not dict and not isinstance(concept, Mapping):
+        return None
+    coding_list = concept.get("coding")
+    if not isinstance(coding_list, list):
+        return None
+    for coding in coding_list:
+        if type(coding) is not dict and not isinstance(coding, Mapping):
+            continue
         code = coding.get("code")
         system = coding.get("system")
         if type(system) is str and system in LOINC_SYSTEMS and isinstance(code, str):

@@ -19,9 +19,11 @@ tests/fhir_mappings/test_ordinary_observations.py checks it on generated and mut
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
+
+from msgspec import Struct
 
 from fhir_mappings import _consumed as consumed
 from fhir_mappings._consumed import CONSUMED, declared_elements
@@ -71,8 +73,7 @@ _RANGE_KEYS = frozenset({"low", "high", "type", "appliesTo", "text"})
 _list_of_concepts = consumed._list_of(consumed._codeable_concept)
 
 
-@dataclass(frozen=True, slots=True)
-class OrdinaryRead:
+class OrdinaryRead(Struct, frozen=True):
     """A valid liver-test Observation read in one walk: its cheap day and its result.
 
     `day` is what `_observations.effective_day` gives; `result` what `read_lab_result` gives.
@@ -100,6 +101,10 @@ class OrdinaryReader:
         "_subjects",
         "_quantity_parts",
         "_factors",
+        "_instants",
+        "_times",
+        "_single_ranges",
+        "_ids",
     )
 
     def __init__(self) -> None:
@@ -107,18 +112,21 @@ class OrdinaryReader:
         self._codes: set[str] = set()
         self._strings: set[str] = set()
         self._uris: set[str] = set()
-        declared = declared_elements(_OBSERVATION)
-        # Elements FHIR defines for Observation that no rule reads are not this reader's
-        # concern, as they are not `is_certainly_valid`'s: those and what it reads itself.
-        self._allowed = _READ_HERE | frozenset(
-            key
-            for key in declared
-            if key not in _CONSUMED and key[1:] not in _CONSUMED and key != "resourceType"
-        )
+        self._allowed = _allowed_keys()
         self._concepts: dict[str, object] = {}  # LOINC code -> a `code` element checked
         self._subjects: dict[object, object] = {}  # reference -> a `subject` element checked
         self._quantity_parts: set[tuple[str, str]] = set()  # (key, string) checked
         self._factors: dict[tuple[Analyte, str | None, str | None], UnitFactor | None] = {}
+        self._instants: set[str] = set()  # instants checked
+        self._ids: set[str] = set()  # version ids checked
+        # (element, text) -> (time in UTC, date_only, why there is none, cheap day)
+        self._times: dict[tuple[str, str], tuple[datetime | None, bool, str, date | None]] = {}
+        # (analyte, value's UCUM code, value's unit text) -> (the one range checked, the types
+        # of its low and high values, its upper limit in the canonical unit)
+        self._single_ranges: dict[
+            tuple[Analyte, str | None, str | None],
+            tuple[dict[str, Any], tuple[type | None, type | None], float | None],
+        ] = {}
 
     def read(self, item: FhirItem, analyte: Analyte, loinc: str) -> OrdinaryRead | None:
         """Return the day and result of a valid ordinary Observation; None: ask the general path."""
@@ -271,10 +279,28 @@ class OrdinaryReader:
         """Check the reference ranges; return the normal range's upper limit, canonical.
 
         As `_observations._reference_high`: the first range with a numeric high that is a
-        normal range (no type, or the normal type) decides.
+        normal range (no type, or the normal type) decides. A lab sends the same range with
+        every result of a test, so a single range equal to one already read gives its limit.
         """
-        self._check_ranges(ranges)
-        for reference_range in ranges:  # type: ignore[attr-defined]
+        key = (analyte, value_code, value_text)
+        remembered = self._single_ranges.get(key)
+        if remembered is not None and _same_single_range(ranges, *remembered[:2]):
+            return remembered[2]
+        checked = self._check_ranges(ranges)
+        high = self._first_normal_high(checked, analyte, value_code, value_text)
+        numbers = _plain_numbers(checked)
+        if numbers is not None:
+            self._single_ranges[key] = (checked[0], numbers, high)
+        return high
+
+    def _first_normal_high(
+        self,
+        ranges: list[dict[str, Any]],
+        analyte: Analyte,
+        value_code: str | None,
+        value_text: str | None,
+    ) -> float | None:
+        for reference_range in ranges:
             high = reference_range.get("high")
             if high is None or high.get("value") is None:
                 continue
@@ -296,7 +322,21 @@ class OrdinaryReader:
         return None
 
     def _effective(self, text: str, name: str) -> tuple[datetime | None, bool, str, date | None]:
-        """Return (time in UTC, date_only, why there is none, cheap day) of a checked time."""
+        """Return (time in UTC, date_only, why there is none, cheap day) of a checked time.
+
+        The results of one panel share their times, so each is checked and parsed once.
+        """
+        if type(text) is not str:
+            raise _NotOrdinary
+        key = (name, text)
+        known = self._times.get(key)
+        if known is None:
+            known = self._times[key] = self._parse_effective(text, name)
+        return known
+
+    def _parse_effective(
+        self, text: str, name: str
+    ) -> tuple[datetime | None, bool, str, date | None]:
         if name == "effectiveDateTime":
             match = consumed._DATE_TIME.fullmatch(text) if type(text) is str else None
             if match is None or not consumed._calendar_day(match):
@@ -323,8 +363,12 @@ class OrdinaryReader:
         version = None
         for key, value in meta.items():
             if key == "versionId":
-                if type(value) is not str or consumed._ID.fullmatch(value) is None:
+                if type(value) is not str:
                     raise _NotOrdinary
+                if value not in self._ids:
+                    if consumed._ID.fullmatch(value) is None:
+                        raise _NotOrdinary
+                    self._ids.add(value)
                 version = value
             elif key == "lastUpdated":
                 self._instant(value)
@@ -338,9 +382,12 @@ class OrdinaryReader:
     def _instant(self, value: object) -> None:
         if type(value) is not str:
             raise _NotOrdinary
+        if value in self._instants:
+            return
         match = consumed._INSTANT.fullmatch(value)
         if match is None or (value[8:10] > "28" and not consumed._calendar_day(match)):
             raise _NotOrdinary
+        self._instants.add(value)
 
     def _code(self, value: object) -> None:
         if type(value) is not str:
@@ -445,7 +492,7 @@ class OrdinaryReader:
                     raise _NotOrdinary
                 parts.add((key, value))
 
-    def _check_ranges(self, ranges: object) -> None:
+    def _check_ranges(self, ranges: object) -> list[dict[str, Any]]:
         if type(ranges) is not list or not ranges:
             raise _NotOrdinary
         for reference_range in ranges:
@@ -460,12 +507,62 @@ class OrdinaryReader:
                     self._string(value)
                 elif key != "appliesTo" or value is None or not _list_of_concepts(value):
                     raise _NotOrdinary
+        return ranges
 
     def _check_simple_quantity(self, quantity: object) -> None:
         """Check a SimpleQuantity: a Quantity without a comparator."""
         if type(quantity) is dict and "comparator" in quantity:
             raise _NotOrdinary
         self._quantity(quantity, _SIMPLE_QUANTITY_KEYS)
+
+
+def _plain_numbers(ranges: object) -> tuple[type | None, type | None] | None:
+    """For one range whose leaves are strings and plain numbers: the types of its low and high
+    values (None where absent). None for any other ranges, which are never remembered."""
+    if type(ranges) is not list or len(ranges) != 1:
+        return None
+    (reference_range,) = ranges
+    if "appliesTo" in reference_range:  # may hold a boolean (userSelected)
+        return None
+    types: list[type | None] = []
+    for bound in ("low", "high"):
+        quantity = reference_range.get(bound)
+        value = None if quantity is None else quantity.get("value")
+        kind = None if value is None else type(value)
+        if kind not in (None, int, float):  # a `DecimalLiteral` equals its float: not plain
+            return None
+        types.append(kind)
+    return types[0], types[1]
+
+
+def _same_single_range(
+    ranges: object, remembered: dict[str, Any], types: tuple[type | None, type | None]
+) -> bool:
+    """Return True when `ranges` is one range with the same JSON as `remembered`.
+
+    `==` alone would take `true` for `1`, or `40.0` for `40`; equal values of the same types
+    (strings, and numbers of the remembered types) are the same JSON.
+    """
+    if type(ranges) is not list or len(ranges) != 1 or ranges[0] != remembered:
+        return False
+    reference_range = ranges[0]
+    for bound, kind in zip(("low", "high"), types, strict=True):
+        if kind is not None and type(reference_range[bound]["value"]) is not kind:
+            return False
+    return True
+
+
+@cache
+def _allowed_keys() -> frozenset[str]:
+    """What the reader reads itself, and the elements FHIR defines that no rule reads.
+
+    Those are not this reader's concern, as they are not `is_certainly_valid`'s.
+    """
+    return _READ_HERE | frozenset(
+        key
+        for key in declared_elements(_OBSERVATION)
+        if key not in _CONSUMED and key[1:] not in _CONSUMED and key != "resourceType"
+    )
 
 
 class _NotOrdinary(Exception):
