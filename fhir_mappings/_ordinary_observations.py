@@ -65,6 +65,8 @@ _READ_HERE = frozenset(
         "referenceRange",
     }
 )
+# effective[x] choices `_observations._effective_time` reads that this reader leaves to it
+_OTHER_TIMES = ("effectivePeriod", "effectiveInstant")
 _CODING_KEYS = frozenset({"system", "version", "code", "display", "userSelected"})
 _REFERENCE_KEYS = frozenset({"reference", "type", "display"})
 _QUANTITY_KEYS = frozenset({"value", "comparator", "unit", "system", "code"})
@@ -143,6 +145,54 @@ class OrdinaryReader:
             return self._read(item, resource, analyte, loinc)
         except _NotOrdinary:
             return None
+
+    def reads_as_usable(self, item: FhirItem, analyte: Analyte) -> bool | None:
+        """Return what `_observations.reads_as_usable` returns, or None: ask it.
+
+        Nothing is validated, as there: the window asks this of older results it will not read
+        unless they are unusable. Only the common shape is answered here (a string status,
+        effectiveDateTime or issued as the time, a Quantity with a number and string units).
+        """
+        resource = item.resource
+        if type(resource) is not dict or "dataAbsentReason" in resource:
+            return None
+        status = resource.get("status")
+        if type(status) is not str or not status.strip():
+            return None
+        if status not in _USABLE_STATUSES and status != _PRELIMINARY_STATUS:
+            return False
+        quantity = resource.get("valueQuantity")
+        if type(quantity) is not dict:
+            return None
+        value = quantity.get("value")
+        if type(value) is not int and (type(value) is not float or not math.isfinite(value)):
+            return None
+        comparator = quantity.get("comparator")
+        unit_code = quantity.get("code")
+        text = quantity.get("unit")
+        for part in (comparator, unit_code, text):
+            if part is not None and (type(part) is not str or not part.strip()):
+                return None
+        code = unit_code if quantity.get("system") == UCUM_SYSTEM else None
+        if self._canonical(analyte, float(value), code, text, quantity) is None:
+            return False
+        if comparator is not None and comparator not in _BOUNDS:
+            return False
+        if any(key in resource for key in _OTHER_TIMES):
+            return None
+        for name in ("effectiveDateTime", "issued"):
+            text = resource.get(name)
+            if text is None:
+                continue
+            if type(text) is not str or not text.strip():
+                return None
+            try:
+                if name == "issued":
+                    self._instant(text)
+                return self._effective(text, name)[0] is not None
+            except _NotOrdinary:  # not a strict FHIR time: the general parser decides
+                return None
+        return False  # no effective time and no issued time
 
     # --- the walk -------------------------------------------------------------------------
 

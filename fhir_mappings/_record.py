@@ -101,12 +101,16 @@ def _read_record(
         if resource_type == "Observation":
             test = liver_test_code(item.resource)
             if test is not None:
-                known = (
-                    ordinary.read(item, *test)
-                    if ordinary is not None and charge_small_resource(item.path, item.resource)
-                    else None
+                # Those the window reads whatever their age are read now, while at hand.
+                eager = window is None or window.older_analytes is None or (
+                    test[0] in window.older_analytes
                 )
-                observations.append(_Candidate(len(observations), item, *test, known))
+                known = _one_walk(ordinary, item, *test) if eager else None
+                observations.append(
+                    _Candidate(
+                        len(observations), item, *test, ordinary, known=known, tried=eager
+                    )
+                )
         elif resource_type == "Condition":
             reader.read_condition(item)
         elif resource_type == "MedicationRequest":
@@ -131,27 +135,37 @@ def _read_record(
 class _Candidate:
     """A liver-test Observation: its place in the input, its (cheap) day and what is read.
 
-    `known` is set when the one-walk reader found it valid and read it; the window then needs
-    no further read of it, and it is never validated again.
+    `known` is set once the one-walk `reader` found it valid and read it; it is then never
+    validated or read again. Those the window may skip unread are left for it to ask about.
     """
 
     order: int
     item: FhirItem
     analyte: Analyte
     loinc: str
+    reader: OrdinaryReader | None = None
     known: OrdinaryRead | None = None
     day: date | None = None
     unvalidated: LabResult | UnusableResult | None = None  # `read()` before validation
+    tried: bool = False  # the one-walk reader was asked
 
     def __post_init__(self) -> None:
         self.day = self.known.day if self.known is not None else effective_day(self.item.resource)
 
+    def read_in_one_walk(self) -> OrdinaryRead | None:
+        """Ask the one-walk reader once; return what it read (None: the general path reads)."""
+        if not self.tried:
+            self.tried = True
+            self.known = _one_walk(self.reader, self.item, self.analyte, self.loinc)
+        return self.known
+
     def read(self) -> LabResult | UnusableResult:
         """Read the result without validating it (once: the read depends only on the JSON)."""
         if self.unvalidated is None:
+            known = self.read_in_one_walk()
             self.unvalidated = (
-                self.known.result
-                if self.known is not None
+                known.result
+                if known is not None
                 else read_lab_result(self.item, self.analyte, self.loinc)
             )
         return self.unvalidated
@@ -160,7 +174,20 @@ class _Candidate:
         """Return True when `read()` would give a `LabResult` (cheaper than reading it)."""
         if self.known is not None:
             return isinstance(self.known.result, LabResult)
+        if self.reader is not None:
+            usable = self.reader.reads_as_usable(self.item, self.analyte)
+            if usable is not None:
+                return usable
         return reads_as_usable(self.item, self.analyte)
+
+
+def _one_walk(
+    reader: OrdinaryReader | None, item: FhirItem, analyte: Analyte, loinc: str
+) -> OrdinaryRead | None:
+    """Validate and read `item` in one walk, or None: the general path must."""
+    if reader is None or not charge_small_resource(item.path, item.resource):
+        return None
+    return reader.read(item, analyte, loinc)
 
 
 class _RecordReader:
@@ -196,7 +223,7 @@ class _RecordReader:
         cached = self._observation_cache.get(candidate.order)
         if cached is not None:
             return cached
-        if candidate.known is not None:  # valid: the one-walk reader checked it
+        if candidate.read_in_one_walk() is not None:  # valid: the one-walk reader checked it
             return candidate.read()
         item = candidate.item
         problem = validation_problem(item)

@@ -1,5 +1,8 @@
 """The one-walk reader agrees with the general path on every Observation it answers for.
 
+It answers two questions: the result (validated), and, for results the window may leave
+unread, whether it would read as usable (not validated, as `reads_as_usable`).
+
 Differential property test (issue 13): sequences of generated and mutated liver-test
 Observations are read by one `OrdinaryReader` (so what it remembers from one resource meets the
 next) and by the general path: validation of the consumed elements (`validation_problem`), then
@@ -19,12 +22,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_mappings import FhirItem
-from fhir_mappings._observations import effective_day, liver_test_code, read_lab_result
+from fhir_mappings._observations import (
+    effective_day,
+    liver_test_code,
+    read_lab_result,
+    reads_as_usable,
+)
 from fhir_mappings._ordinary_observations import OrdinaryReader
 from fhir_mappings._validation import validation_problem
 from fhir_mappings.decimals import DecimalLiteral, exact_decimal
 from fhir_mappings.values import LabResult, UnusableResult
-from tests.fhir_builders import observation, quantity
+from tests.fhir_builders import DROP, observation, quantity
 from tests.fhir_mappings.test_consumed_validation import ODD_KEYS, ODD_VALUES, REAL
 
 SEQUENCES = 800  # sequences of 1-6 resources per run
@@ -51,6 +59,8 @@ BUILT = [
     observation("ALT", 80, "2026-11-20", status="registered"),
     observation("ALT", 80, "2026-11-20", unit="mmol/L"),
     observation("ALT", 80, "2026-11-20", effectiveDateTime="2026"),
+    observation("AST", 90, "", effectiveDateTime=DROP, issued="2026-11-20T09:00:00Z", high=40),
+    observation("INR", 1.4, "", effectiveDateTime=DROP, issued="2026-02-28T23:00:00-05:00"),
 ]
 EXTRA_VALUES: list[Any] = [
     1,
@@ -149,6 +159,11 @@ def _disagreement(reader: OrdinaryReader, resource: dict[str, Any], path: str) -
     if test is None:
         return None
     item = FhirItem(path, resource)
+    usable = reader.reads_as_usable(item, test[0])
+    if usable is not None:
+        TALLY["usable asked"] += 1
+        if usable != reads_as_usable(item, test[0]):
+            return f"reads as usable: {usable}, the general path disagrees"
     fast = reader.read(item, *test)
     TALLY["resources"] += 1
     if fast is None:
@@ -204,7 +219,8 @@ def test_the_differential_test_exercised_both_paths() -> None:
     if TALLY["resources"] < SEQUENCES:  # run alone (-k): the differential tests have not run
         pytest.skip("runs after the differential tests")
     least = TALLY["resources"] // 20
-    assert min(TALLY["one walk"], TALLY["general path"], TALLY["unusable"]) >= least, TALLY
+    counts = ("one walk", "general path", "unusable", "usable asked")
+    assert min(TALLY[count] for count in counts) >= least, TALLY
 
 
 @pytest.mark.parametrize("resource", LIVER, ids=lambda r: f"Observation-{r.get('id')}")
