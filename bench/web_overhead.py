@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 
@@ -139,28 +140,26 @@ def _run(arguments: argparse.Namespace, data_dir: str) -> int:
             _wsgi_call(app, environ)
         profiler.disable()
         stats = pstats.Stats(profiler)
-        stats.sort_stats(arguments.sort).print_stats(*[int(r) if r.isdigit() else r for r in (arguments.only or ["45"])])
+        restrictions = [int(r) if r.isdigit() else r for r in arguments.only or ["45"]]
+        stats.sort_stats(arguments.sort).print_stats(*restrictions)
         return 0
 
     echo_environs = [_environ(body, path) for body in bodies]
-    wsgi: list[float] = []
-    alone: list[float] = []
-    echo: list[float] = []
+    samples: dict[str, list[float]] = {"wsgi": [], "alone": [], "echo": []}
     for index, (body, environ, echo_environ) in enumerate(
         zip(bodies, environs, echo_environs, strict=True)
     ):
-        # Alternate which goes first, so neither always finds the other's garbage.
-        steps: list[tuple[list[float], Callable[[], object]]] = [
-            (wsgi, lambda: _wsgi_call(app, environ)),
-            (alone, lambda: core(body)),
-            (echo, lambda: _wsgi_call(echo_app.app, echo_environ)),
+        steps: list[tuple[str, Callable[[Any], object], Any]] = [
+            ("wsgi", partial(_wsgi_call, app), environ),
+            ("alone", core, body),
+            ("echo", partial(_wsgi_call, echo_app.app), echo_environ),
         ]
-        if index % 2:
-            steps.reverse()
-        for samples, step in steps:
+        # Alternate which goes first, so neither always finds the other's garbage.
+        for name, step, argument in steps if index % 2 else reversed(steps):
             began = time.thread_time()
-            step()
-            samples.append((time.thread_time() - began) * 1000)
+            step(argument)
+            samples[name].append((time.thread_time() - began) * 1000)
+    wsgi, alone, echo = samples["wsgi"], samples["alone"], samples["echo"]
     state.database.close()
     median = statistics.median
     overhead = [w - a for w, a in zip(wsgi, alone, strict=True)]
