@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from cds_service.cli.serve import (
     MULTIPROCESS_DIR_VARIABLE,
+    WORKER_SWITCH_INTERVAL_SECONDS,
     default_metrics_directory,
     gunicorn_options,
     prepare_metrics_directory,
@@ -69,6 +71,23 @@ def test_the_config_module_exposes_settings_and_hooks(monkeypatch: pytest.Monkey
     assert module.workers == 2
     for hook in ("on_starting", "post_worker_init", "child_exit", "on_exit"):
         assert callable(getattr(module, hook))
+
+
+def test_a_worker_lets_a_call_run_longer_before_switching_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MIPOMERSEN_CDS_AUTH", "off")
+    module = importlib.reload(importlib.import_module("cds_service.cli.gunicorn_conf"))
+    # Neither gc.freeze nor gunicorn's error page replaced in the test process.
+    monkeypatch.setattr(module, "warm_up", lambda: None)
+    monkeypatch.setattr(module, "render_server_errors_as_operation_outcomes", lambda: None)
+    default = sys.getswitchinterval()
+    try:
+        module.post_worker_init(worker=None)
+        assert sys.getswitchinterval() == pytest.approx(WORKER_SWITCH_INTERVAL_SECONDS)
+    finally:
+        sys.setswitchinterval(default)
+    assert WORKER_SWITCH_INTERVAL_SECONDS > default
 
 
 def test_metrics_directory_starts_empty_and_lives_off_the_data_disk(

@@ -12,6 +12,7 @@ from typing import Any
 
 from cds_service.cli.serve import (
     gunicorn_options,
+    let_calls_finish_their_turn,
     on_worker_exit,
     prepare_metrics_directory,
     remove_metrics_directory,
@@ -36,6 +37,7 @@ def on_starting(server: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """Warm the worker up before it takes its first request."""
     render_server_errors_as_operation_outcomes()
+    let_calls_finish_their_turn()
     warm_up()
 
 

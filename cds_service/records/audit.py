@@ -31,7 +31,7 @@ from werkzeug.exceptions import HTTPException
 from cds_service.errors import HttpError
 from cds_service.hooks.evaluation import HookAnswer
 from cds_service.records.storage import Database, describe_database_error
-from cds_service.records.storage.repository import insert_audit_record
+from cds_service.records.storage.repository import AuditRecordWriter
 from cds_service.rules import Evaluation, Profile
 from fhir_mappings.values import ResourceRef, SkippedResource
 
@@ -62,7 +62,7 @@ class AuditTrail:
         profile: Profile,
         on_failure: Callable[[], None] | None = None,
     ) -> None:
-        self._database = database
+        self._writer = AuditRecordWriter(database)
         self._profile = profile
         self._lock = threading.Lock()
         self._failures = 0
@@ -100,8 +100,7 @@ class AuditTrail:
             record = audit_record(
                 call, status=status, issues=issues, duration_ms=duration_ms, profile=self._profile
             )
-            with self._database.engine.begin() as connection:
-                call.record_id = insert_audit_record(connection, record)
+            call.record_id = self._writer.insert(record)
         except SQLAlchemyError as error:
             failures = self._count_failure()
             logger.error(

@@ -71,6 +71,24 @@ class Metrics:
             "Audit records that could not be written (the card was still returned).",
             registry=self.registry,
         )
+        # Each hook call's labelled samples, found without `labels()` (validation and a lock);
+        # a child appears here, and in the exposition, only once it has been used.
+        self._hook_durations: dict[str, Histogram] = {}
+        self._decisions: dict[tuple[str, str], Counter] = {}
+
+    def hook_duration_of(self, service: str) -> Histogram:
+        """Return the hook latency histogram of `service`."""
+        child = self._hook_durations.get(service)
+        if child is None:
+            child = self._hook_durations[service] = self.hook_duration.labels(service)
+        return child
+
+    def decisions_of(self, service: str, decision: str) -> Counter:
+        """Return the counter of `service`'s calls answered with `decision`."""
+        child = self._decisions.get((service, decision))
+        if child is None:
+            child = self._decisions[service, decision] = self.decisions.labels(service, decision)
+        return child
 
     def observe_fetch(self, key: str, seconds: float, failed: bool) -> None:
         """Record one prefetch key fetched from a FHIR server."""
@@ -103,9 +121,9 @@ def install_metrics(app: Flask, metrics: Metrics) -> None:
         if request.endpoint == "cds_services.call_service" and service in SERVICE_IDS:
             facts = request_facts()
             elapsed = time.perf_counter() - facts.started
-            metrics.hook_duration.labels(service).observe(elapsed)
+            metrics.hook_duration_of(service).observe(elapsed)
             if status == 200:
-                metrics.decisions.labels(service, facts.decision).inc()
+                metrics.decisions_of(service, facts.decision).inc()
             elif status == 412:
                 metrics.precondition_failed.labels(service).inc()
         return response

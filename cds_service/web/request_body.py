@@ -30,8 +30,11 @@ def read_body(environ: Mapping[str, Any], *, limit: int) -> bytes:
     wanted = limit + 1 if declared is None else declared
     chunks: list[bytes] = []
     received = 0
+    # A declared length (at most `limit`) is asked for at once, as `request.get_data()` does;
+    # without one, the stream is read in chunks until it ends or passes the limit.
+    step = _CHUNK_BYTES if declared is None else declared
     while received < wanted:
-        chunk = stream.read(min(_CHUNK_BYTES, wanted - received))
+        chunk = stream.read(min(step, wanted - received))
         if not chunk:
             break
         chunks.append(chunk)

@@ -26,6 +26,8 @@ __all__ = ["JsonFormatter", "install_request_log", "logging_config"]
 REQUEST_LOGGER = "cds_service.requests"
 _CORE_KEYS = frozenset({"time", "level", "logger", "message", "exception"})
 _MAX_TEXT = 200
+# json.dumps(entry, default=str), without building an encoder per line.
+_ENCODER = json.JSONEncoder(default=str)
 
 request_logger = logging.getLogger(REQUEST_LOGGER)
 
@@ -46,7 +48,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         # ASCII: a lone surrogate sent by a client must not break the log stream.
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:

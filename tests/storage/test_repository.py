@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+import pytest
 
 from cds_service.records.storage import AuditRecord, CardStatus, Database
 from cds_service.records.storage.repository import (
+    AuditRecordWriter,
     audit_records,
     card_issuers,
     count_feedback_on_unknown_cards,
     feedback_records,
+    insert_audit_record,
     insert_feedback,
     issued_cards_with_feedback,
     purge_before,
@@ -128,3 +133,74 @@ def test_purge_removes_what_is_older_than_the_cutoff(database: Database) -> None
     with database.session() as session:
         assert [r.card_uuid for r in audit_records(session)] == [CARD_B]
         assert [r.card_uuid for r in feedback_records(session)] == [CARD_B]
+
+
+EASTERN = timezone(-timedelta(hours=5))
+AUDIT_ROWS = {
+    "a card with suggestions and evidence": {
+        "recorded_at": DAY,
+        "service_id": "mipomersen-order-sign",
+        "status": 200,
+        "hook": "order-sign",
+        "hook_instance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "patient_reference": "Patient/example",
+        "profile": "label",
+        "decision": "withhold",
+        "reason": "alt-ast-5x-uln",
+        "rule": "label-2.3-withhold-5x-uln",
+        "card_uuid": CARD_A,
+        "suggestion_uuids": [CARD_B, CARD_C],
+        "resources": [{"role": "deciding", "type": "Observation", "id": "alt", "version": "2"}],
+        "data_sources": {"liverLabs": "prefetch", "patient": "fhir-server"},
+        "issues": [],
+        "duration_ms": 12.345,
+    },
+    "a refused call: no decision, issues, text outside ASCII, another time zone": {
+        "recorded_at": datetime(
+            2026, 11, 23, 7, 30, 0, 123456, tzinfo=timezone(-timedelta(hours=5))
+        ),
+        "service_id": "mipomersen-patient-view",
+        "status": 400,
+        "hook": "patient-view \N{REPLACEMENT CHARACTER} é 漢",
+        "hook_instance": None,
+        "patient_reference": None,
+        "profile": "conservative",
+        "decision": None,
+        "reason": None,
+        "rule": None,
+        "card_uuid": None,
+        "suggestion_uuids": [],
+        "resources": [],
+        "data_sources": {},
+        "issues": [{"code": "invalid", "expression": ["context.patientId"]}],
+        "duration_ms": 0.0,
+    },
+}
+
+
+@pytest.mark.parametrize("values", AUDIT_ROWS.values(), ids=AUDIT_ROWS.keys())
+def test_the_audit_writer_stores_what_the_engines_insert_stores(
+    database: Database, values: dict[str, Any]
+) -> None:
+    written = AuditRecordWriter(database).insert(values)
+    with database.engine.begin() as connection:
+        inserted = insert_audit_record(connection, values)
+        rows = {
+            row[0]: row[1:]
+            for row in connection.exec_driver_sql("SELECT * FROM audit_record").fetchall()
+        }
+    assert rows.keys() == {written, inserted}
+    assert rows[written] == rows[inserted]
+
+
+def test_the_audit_writer_commits_from_every_thread_and_after_close(database: Database) -> None:
+    writer = AuditRecordWriter(database)
+    values = AUDIT_ROWS["a card with suggestions and evidence"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ids = set(pool.map(lambda _: writer.insert(values), range(40)))
+    database.close()
+    ids.add(writer.insert(values))
+    with database.session() as session:
+        stored = {record.id for record in audit_records(session)}
+    assert stored == ids
+    assert len(ids) == 41

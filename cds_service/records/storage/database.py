@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -103,11 +105,73 @@ def _begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class ThreadSqliteConnections:
+    """One sqlite3 connection per thread to a SQLite file, opened as the engine opens its own.
+
+    For the one write on every hook call (the audit record): checking a connection out of the
+    engine's pool and running the statement through SQLAlchemy's execution context cost more
+    than SQLite's insert and commit. The connection is opened with the dialect's own connect
+    arguments and the engine's pragmas (WAL, `synchronous=NORMAL`, `busy_timeout`), in
+    autocommit mode so the caller's `BEGIN` and `COMMIT` are the only transaction.
+    """
+
+    def __init__(self, engine: Engine, *, timeout_seconds: float) -> None:
+        self.dialect = engine.dialect
+        self._connect_args = engine.dialect.create_connect_args(engine.url)
+        self._pragmas = _sqlite_pragmas(
+            timeout_seconds, durable=False, immediate_transactions=False
+        )
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []
+        self._generation = 0
+
+    @classmethod
+    def for_engine(
+        cls, engine: Engine, *, timeout_seconds: float
+    ) -> ThreadSqliteConnections | None:
+        """Return the connections for a SQLite file; None for any other database."""
+        if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+            return None
+        if engine.url.query.get("uri") or engine.url.database.startswith("file:"):
+            return None  # URI options (e.g. a shared in-memory database): the engine's way
+        return cls(engine, timeout_seconds=timeout_seconds)
+
+    def connection(self) -> sqlite3.Connection:
+        """Return this thread's connection, opened on first use (after `close`, again)."""
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        args, kwargs = self._connect_args
+        # The dialect's DB-API module (sqlite3) and arguments, as the engine's pool connects.
+        connection: sqlite3.Connection = self.dialect.loaded_dbapi.connect(
+            *args, **{**kwargs, "isolation_level": None}
+        )
+        try:
+            self._pragmas(connection, None)
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self._opened.append(connection)
+            self._local.held = (self._generation, connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every thread's connection; each opens a new one when next used."""
+        with self._lock:
+            self._generation += 1
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+
 class Database:
     """Engines and session factories for one database; `close()` releases pooled connections.
 
     Durable transactions have their own pool (created on first use): SQLite cannot change
     `synchronous` inside a transaction, and PostgreSQL's setting is per connection here.
+    `thread_connections` (a SQLite file only, else None) serves the audit record's write.
     """
 
     def __init__(self, url: str, *, timeout_seconds: float) -> None:
@@ -118,6 +182,9 @@ class Database:
         )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._durable_sessions = sessionmaker(self._durable_engine, expire_on_commit=False)
+        self.thread_connections = ThreadSqliteConnections.for_engine(
+            self.engine, timeout_seconds=timeout_seconds
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,6 +220,8 @@ class Database:
         """Close every pooled connection (the database stays usable: it reconnects)."""
         self.engine.dispose()
         self._durable_engine.dispose()
+        if self.thread_connections is not None:
+            self.thread_connections.close()
 
     def __enter__(self) -> Database:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,11 +11,15 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from cds_service.records.storage.database import Database
 from cds_service.records.storage.models import AuditRecord, CardStatus, FeedbackRecord
 
 _STREAM_BATCH = 500
+# Built once: constructing the statement cost a hook call more than executing it from the cache.
+_INSERT_AUDIT_RECORD = insert(AuditRecord).returning(AuditRecord.id)
 
 
 def insert_audit_record(connection: Connection, values: Mapping[str, Any]) -> int:
@@ -21,8 +27,63 @@ def insert_audit_record(connection: Connection, values: Mapping[str, Any]) -> in
 
     It runs on every hook call, so it skips the ORM's unit of work (a third of the cost).
     """
-    inserted = connection.execute(insert(AuditRecord).returning(AuditRecord.id), dict(values))
+    inserted = connection.execute(_INSERT_AUDIT_RECORD, dict(values))
     return int(inserted.scalar_one())
+
+
+class AuditRecordWriter:
+    """Writes one audit record in its own transaction, committed on return; returns its id.
+
+    PostgreSQL (any database but a SQLite file): `insert_audit_record` in `engine.begin()`.
+    A SQLite file: the same INSERT, compiled once by SQLAlchemy for the dialect, its values
+    converted by the columns' own bind processors (so every column holds what SQLAlchemy
+    would store), run on this thread's own connection between `BEGIN` and `COMMIT`, as
+    pysqlite's implicit (deferred) transaction does. A failure is rolled back and raised as
+    the `SQLAlchemyError` the engine would raise.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connections = database.thread_connections
+        dialect = database.engine.dialect
+        columns = [column for column in AuditRecord.__table__.columns if not column.primary_key]
+        compiled = _INSERT_AUDIT_RECORD.compile(
+            dialect=dialect, column_keys=[column.key for column in columns]
+        )
+        processors = {
+            column.key: column.type.dialect_impl(dialect).bind_processor(dialect)
+            for column in columns
+        }
+        self._sql = compiled.string
+        self._parameters = [(key, processors[key]) for key in compiled.positiontup or ()]
+
+    def insert(self, values: Mapping[str, Any]) -> int:
+        """Insert the record (every column but `id`, by name) and commit; return its id."""
+        if self._connections is None:
+            with self._database.engine.begin() as connection:
+                return insert_audit_record(connection, values)
+        parameters = tuple(
+            values[key] if process is None else process(values[key])
+            for key, process in self._parameters
+        )
+        own = self._connections.connection()
+        try:
+            own.execute("BEGIN")
+            (row,) = own.execute(self._sql, parameters).fetchall()
+            own.execute("COMMIT")
+        except sqlite3.Error as error:
+            if own.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                    own.execute("ROLLBACK")
+            raise DBAPIError.instance(
+                self._sql,
+                parameters,
+                error,
+                sqlite3.Error,
+                hide_parameters=True,
+                dialect=self._connections.dialect,
+            ) from error
+        return int(row[0])
 
 
 def card_issuers(session: Session, card_uuids: Collection[str]) -> dict[str, set[str]]:
