@@ -197,6 +197,8 @@ def http(seconds: float, workers: int, threads: int) -> list[dict[str, Any]]:
                 "--access-logfile",
                 "-",
                 "--no-control-socket",  # gunicorn >= 25.1 would write to $HOME/.gunicorn
+                "--config",
+                "python:bench.echo_gunicorn",  # the service's GIL switch interval
                 "bench.echo_app:app",
             ],
             "/",
