@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
@@ -27,10 +28,18 @@ __all__ = [
 ]
 
 
-
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
 _ALL_BUT_QUOTES_AND_BRACKETS = bytes(byte for byte in range(256) if byte not in b'"[]{}')
-_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_OBJECTS_AS_ARRAYS = bytes.maketrans(b"{}", b"[]")  # depth does not tell them apart
+_SIGNED_STEPS = bytes.maketrans(b"[]", b"\x01\xff")  # +1 and -1 as signed bytes
+# Peeling gives way to the exact walk once a pass over a long skeleton removes under an eighth
+# of it, or the passes have copied more than 4 times the skeleton: real bodies lose a third or
+# more in each early pass (about 2.5 times the skeleton copied in all), while a deep narrow one
+# (`[[[[...]]]]`) would need a pass per level. So an unusual body costs at most a few passes
+# more than the walk alone.
+_PEELED_AT_LEAST = 8
+_PEELING_BUDGET = 4
+_SHORT = 4096
 
 
 def nesting_depth(body: bytes) -> int:
@@ -38,13 +47,46 @@ def nesting_depth(body: bytes) -> int:
 
     Exact for valid JSON: escapes are dropped first (so `\\"` cannot end a string), then
     everything but quotes and brackets; what lies between quotes is string content and does
-    not count. Every step runs in C, so a body is refused for its depth before the parser (or
-    a walk over the decoded value, which cost milliseconds per request) spends anything on it.
+    not count. For any other body it is the highest running count of opening less closing
+    brackets outside strings (what a walk over them gives). An ordinary body is measured in a
+    few passes in C, so it is refused for its depth before the parser spends anything on it.
     Multi-byte UTF-8 sequences never contain these ASCII bytes.
     """
-    skeleton = _ESCAPE.sub(b"", body).translate(None, _ALL_BUT_QUOTES_AND_BRACKETS)
-    outside_strings = b"".join(skeleton.split(b'"')[::2])
-    return max(accumulate(map(_STEP.__getitem__, outside_strings)), default=0)
+    skeleton = _skeleton(body)
+    # Each pass removes every innermost pair, which is exactly one level of a balanced
+    # skeleton; one that stops shrinking before it is empty is unbalanced (invalid JSON).
+    depth, remaining, budget = 0, skeleton, _PEELING_BUDGET * len(skeleton) + _SHORT
+    while remaining:
+        peeled = remaining.replace(b"[]", b"")
+        budget -= len(remaining)
+        removed = len(remaining) - len(peeled)
+        if (
+            not removed
+            or budget < 0
+            or (len(remaining) > _SHORT and removed * _PEELED_AT_LEAST < len(remaining))
+        ):
+            return _walked_depth(skeleton)
+        depth, remaining = depth + 1, peeled
+    return depth
+
+
+def _skeleton(body: bytes) -> bytes:
+    """Return the brackets of `body` outside strings, objects written as arrays (`[]`)."""
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    quotes_and_brackets = body.translate(_OBJECTS_AS_ARRAYS, _ALL_BUT_QUOTES_AND_BRACKETS)
+    # Two adjacent quotes delimit nothing, whichever string they open or close: dropping them
+    # keeps every other byte on its side of every string, and leaves only the strings that
+    # hold brackets (a LOINC display, a UCUM unit) to be cut out.
+    skeleton = quotes_and_brackets.replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
+    return skeleton
+
+
+def _walked_depth(skeleton: bytes) -> int:
+    """Return the highest running count of `[` less `]` in `skeleton` (the slow, exact walk)."""
+    return max(accumulate(memoryview(skeleton.translate(_SIGNED_STEPS)).cast("b")), default=0)
 
 
 # Numbers: the service computes in IEEE 754 doubles, so a JSON number must be one. An integer
@@ -81,8 +123,11 @@ SURROGATE_PROBLEM = (
 )
 
 
-def load_checked(text: str, body: bytes, *, parse_constant: Any) -> Any:
-    """Decode JSON `text` (the UTF-8 `body`), refusing numbers and text the service cannot hold.
+def load_checked(text: str | None, body: bytes, *, parse_constant: Any) -> Any:
+    """Decode the UTF-8 JSON `body`, refusing numbers and text the service cannot hold.
+
+    `text` is the body decoded, or None: it is then decoded only if the standard library's
+    decoder is needed (the body must be valid UTF-8).
 
     Raises `json.JSONDecodeError` for invalid JSON and `UnusableValue` naming the first value
     that is a number out of range or a string (or key) with a lone surrogate. Both checks cost
@@ -110,7 +155,10 @@ def load_checked(text: str, body: bytes, *, parse_constant: Any) -> Any:
         return number
 
     value = json.loads(
-        text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
+        body.decode("utf-8") if text is None else text,
+        parse_int=parse_int,
+        parse_float=parse_float,
+        parse_constant=parse_constant,
     )
     if flagged:
         path = find_path(value, lambda item: item is _OUT_OF_RANGE)
@@ -134,10 +182,16 @@ class _OutOfRangeFloat(ValueError):
 
 
 def _float_or_refuse(literal: str) -> float:
-    number = decode_float(literal)
+    number = float(literal)
+    # The common literal first: at most 15 significant digits and finite (`decode_float`).
+    if len(literal) <= 16 and -_LARGEST_DOUBLE <= number <= _LARGEST_DOUBLE:
+        return number
     if math.isinf(number):
         raise _OutOfRangeFloat(literal[:20])
-    return number
+    return decode_float(literal)
+
+
+_LARGEST_DOUBLE = sys.float_info.max
 
 
 _FAST_DECODER = msgspec.json.Decoder(float_hook=_float_or_refuse)

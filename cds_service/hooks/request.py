@@ -75,10 +75,8 @@ def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) ->
     Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH). A number
     that is no finite double, or text with a lone UTF-16 surrogate, is refused naming its path.
     """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadRequest(f"request body is not valid UTF-8 (byte {error.start})") from None
+    # ASCII is valid UTF-8; other text is decoded now, so that its error is the one reported.
+    text = None if body.isascii() else _utf8_text(body)
     if nesting_depth(body) > max_depth:  # refused before the parser spends anything on it
         raise _nested_too_deeply(max_depth)
     try:
@@ -92,6 +90,13 @@ def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) ->
         ) from None
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise _nested_too_deeply(max_depth) from None
+
+
+def _utf8_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"request body is not valid UTF-8 (byte {error.start})") from None
 
 
 def _nested_too_deeply(max_depth: int) -> BadRequest:
