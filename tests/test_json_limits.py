@@ -17,7 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds_service.errors import BadRequest
-from cds_service.hooks.json_limits import _float_or_refuse, _OutOfRangeFloat, nesting_depth
+from cds_service.hooks.json_limits import (
+    _float_or_refuse,
+    _OutOfRangeFloat,
+    has_too_many_digits,
+    nesting_depth,
+)
 from cds_service.hooks.request import decode_json_body
 from fhir_mappings.decimals import DecimalLiteral, decode_float
 
@@ -68,6 +73,7 @@ _layouts = st.sampled_from(
 )
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=400, deadline=None)
 @given(value=_json_values, layout=_layouts)
 def test_the_depth_of_json_text_is_the_depth_of_its_value(
@@ -80,6 +86,7 @@ def test_the_depth_of_json_text_is_the_depth_of_its_value(
 _LOOKALIKES = '[]{}"\\ aé'.encode()  # the bytes that decide the depth, and some that do not
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=1000, deadline=None)
 @given(body=st.binary(max_size=60) | st.lists(st.sampled_from(list(_LOOKALIKES))).map(bytes))
 def test_any_body_has_the_depth_the_walk_gives(body: bytes) -> None:
@@ -193,6 +200,7 @@ _float_literals = (
 )
 
 
+@pytest.mark.slow  # hypothesis
 @settings(max_examples=500, deadline=None)
 @given(literal=_float_literals)
 def test_the_float_hook_reads_a_literal_as_decode_float_does(literal: str) -> None:
@@ -206,3 +214,24 @@ def test_the_float_hook_reads_a_literal_as_decode_float_does(literal: str) -> No
     assert type(number) is type(expected)
     assert getattr(number, "literal", None) == getattr(expected, "literal", None)
     assert isinstance(number, DecimalLiteral) == isinstance(expected, DecimalLiteral)
+
+
+def _digit_runs() -> list[bytes]:
+    """Bodies with runs of digits around the limit, anywhere, between other bytes."""
+    rng = random.Random(7)
+    bodies = []
+    for _ in range(300):
+        parts = []
+        for _ in range(rng.randint(1, 4)):
+            parts.append(bytes(rng.choice(b'a":,[]. -e') for _ in range(rng.randint(0, 70))))
+            length = rng.choice([rng.randint(0, 40), rng.randint(280, 330)])
+            parts.append(bytes(rng.choice(b"0123456789") for _ in range(length)))
+        bodies.append(b"".join(parts))
+    return bodies
+
+
+def test_a_run_of_too_many_digits_is_found_wherever_it_lies() -> None:
+    found = [has_too_many_digits(body) for body in _digit_runs()]
+    expected = [re.search(rb"[0-9]{309}", body) is not None for body in _digit_runs()]
+    assert found == expected
+    assert 20 < sum(expected) < 280  # both kinds, and runs of 300-308 digits among the rest

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_JSON_DEPTH_LIMIT",
     "UnusableValue",
     "find_path",
+    "has_too_many_digits",
     "load_checked",
     "nesting_depth",
     "printable",
@@ -175,6 +176,10 @@ _CAREFUL = object()  # the body needs the standard library's decoder and its mes
 # "0", so the run shows as that many zeros (a regex of {309} digits backtracks on long runs).
 _EVERY_DIGIT_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 _TOO_MANY_DIGITS = b"0" * (MAX_INTEGER_DIGITS + 1)
+# Such a run covers at least 309 // 30 = 10 consecutive bytes of every 30th: a body whose every
+# 30th byte holds no 10 digits in a row holds no such run, which 1/30 of the bytes tell.
+_SAMPLE_STRIDE = 30
+_SAMPLED_RUN = b"0" * ((MAX_INTEGER_DIGITS + 1) // _SAMPLE_STRIDE)
 
 
 class _OutOfRangeFloat(ValueError):
@@ -203,12 +208,19 @@ def _decode_fast(body: bytes) -> Any:
     msgspec refuses lone surrogates, NaN and Infinity itself; an integer of more digits than
     any double holds is found on the raw bytes (in C) before decoding.
     """
-    if _TOO_MANY_DIGITS in body.translate(_EVERY_DIGIT_TO_ZERO):
+    if has_too_many_digits(body):
         return _CAREFUL
     try:
         return _FAST_DECODER.decode(body)
     except (msgspec.DecodeError, _OutOfRangeFloat):
         return _CAREFUL
+
+
+def has_too_many_digits(body: bytes) -> bool:
+    """Return True when `body` holds a run of more digits than any double holds."""
+    return _SAMPLED_RUN in body[::_SAMPLE_STRIDE].translate(_EVERY_DIGIT_TO_ZERO) and (
+        _TOO_MANY_DIGITS in body.translate(_EVERY_DIGIT_TO_ZERO)
+    )
 
 
 def _has_lone_surrogate(item: Any) -> bool:
