@@ -19,9 +19,11 @@ names it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import compress, repeat
+from operator import attrgetter, eq
 
 from fhir_mappings._json import object_at, str_at
 from fhir_mappings._resources import FhirItem
@@ -33,6 +35,7 @@ PATIENT_ELEMENTS: dict[str, str] = {
     "MedicationRequest": "subject",
 }
 _LOCAL_SCHEMES = ("urn:uuid:", "urn:oid:")
+_TYPE_OF = attrgetter("resource_type")
 
 
 class Attribution(StrEnum):
@@ -67,10 +70,13 @@ class PatientIdentity:
         cls, patient_id: str, items: Iterable[FhirItem], *, server_base: str | None = None
     ) -> PatientIdentity:
         """Return the identity, learning Bundle-local Patient `fullUrl`s from `items`."""
+        items = items if isinstance(items, Sequence) else tuple(items)
+        # Patients are few among hundreds of results: they are picked out in C.
+        patients = compress(items, map(eq, map(_TYPE_OF, items), repeat("Patient")))
         local = tuple(
             (item.full_url, str_at(item.resource, "id") or "")
-            for item in items
-            if item.full_url is not None and item.resource_type == "Patient"
+            for item in patients
+            if item.full_url is not None
         )
         base = server_base.rstrip("/") if server_base else None
         return cls(patient_id=patient_id, server_base=base, local_patients=local)
@@ -122,14 +128,16 @@ class PatientIdentity:
 
     def _is_plainly_own(self, reference: str) -> bool:
         """Return True for exactly `Patient/<patientId>`: `attribute` reads it as this patient."""
+        return reference == self.plain_reference
+
+    @property
+    def plain_reference(self) -> str | None:
+        """Return `Patient/<patientId>`, which `attribute` reads as this patient without parsing.
+
+        None when the id is empty or holds a `/` (then the reference must be parsed).
+        """
         patient_id = self.patient_id
-        return (
-            len(reference) == len(patient_id) + 8
-            and reference.startswith("Patient/")
-            and reference.endswith(patient_id)
-            and bool(patient_id)
-            and "/" not in patient_id
-        )
+        return f"Patient/{patient_id}" if patient_id and "/" not in patient_id else None
 
     def attribute(self, reference: str) -> tuple[Attribution, str]:
         """Return whether a reference names this patient, and the reason when it does not."""
@@ -190,7 +198,20 @@ def attribute_items(
     own: list[FhirItem] = []
     unattributed: list[tuple[FhirItem, IdentityProblem]] = []
     foreign: list[IdentityProblem] = []
+    plain_reference = identity.plain_reference
     for item in items:
+        # The common case first, as `problem` would find it: a patient element that is an
+        # object whose reference is exactly `Patient/<patientId>`.
+        element = PATIENT_ELEMENTS.get(item.resource_type or "")
+        if element is not None:
+            subject = item.resource.get(element)
+            if (
+                type(subject) is dict
+                and plain_reference is not None
+                and subject.get("reference") == plain_reference
+            ):
+                own.append(item)
+                continue
         problem = identity.problem(item, subject_optional=subject_optional)
         if problem is None:
             own.append(item)

@@ -16,7 +16,7 @@ from fhir_mappings._json import JsonObject, object_at, str_at
 from fhir_mappings.values import ResourceRef
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FhirItem:
     """One resource from the request, with where it was found.
 
@@ -30,8 +30,31 @@ class FhirItem:
     # The resource's `resourceType`, or None when it has none (read once: asked ~5 times each).
     resource_type: str | None = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "resource_type", str_at(self.resource, "resourceType"))
+    def __init__(self, path: str, resource: Mapping[str, Any], full_url: str | None = None) -> None:
+        """Keep the resource found at `path` (and its entry's `full_url`)."""
+        _set_fields(self, path, resource, full_url, str_at(resource, "resourceType"))
+
+
+# A request holds hundreds of resources: their items are made by setting the slots directly,
+# for about half of what a frozen dataclass's generated `__init__` costs.
+_new_item = object.__new__
+_set_path = vars(FhirItem)["path"].__set__
+_set_resource = vars(FhirItem)["resource"].__set__
+_set_full_url = vars(FhirItem)["full_url"].__set__
+_set_type = vars(FhirItem)["resource_type"].__set__
+
+
+def _set_fields(
+    item: FhirItem,
+    path: str,
+    resource: Mapping[str, Any],
+    full_url: str | None,
+    resource_type: str | None,
+) -> None:
+    _set_path(item, path)
+    _set_resource(item, resource)
+    _set_full_url(item, full_url)
+    _set_type(item, resource_type)
 
 
 def read_resources(value: object, path: str) -> Iterator[FhirItem]:
@@ -48,20 +71,26 @@ def read_resources(value: object, path: str) -> Iterator[FhirItem]:
     if not isinstance(entries, list):
         raise FhirMappingError(f"{path}.entry", "expected a JSON array")
     items: list[FhirItem] = []
+    append = items.append
     for index, entry in enumerate(entries):
-        entry_path = f"{path}.entry[{index}]"
-        if not isinstance(entry, Mapping):
-            raise FhirMappingError(entry_path, _expected_object(entry))
-        if entry.get("resource") is None:
+        # Decoded JSON is made of dicts: the `Mapping` check (an ABC, slow) only for the rest.
+        if type(entry) is not dict and not isinstance(entry, Mapping):
+            raise FhirMappingError(f"{path}.entry[{index}]", _expected_object(entry))
+        inner = entry.get("resource")
+        if inner is None:
             continue
+        entry_path = f"{path}.entry[{index}].resource"
+        resource_type = inner.get("resourceType") if type(inner) is dict else None
+        if type(resource_type) is not str or not resource_type:
+            inner = _resource(inner, entry_path)  # raises, unless a Mapping of another type
+            resource_type = inner["resourceType"]
         full_url = entry.get("fullUrl")
-        items.append(
-            FhirItem(
-                f"{entry_path}.resource",
-                _resource(entry["resource"], f"{entry_path}.resource"),
-                full_url if isinstance(full_url, str) else None,
-            )
-        )
+        item = _new_item(FhirItem)  # as `FhirItem(...)` makes it, without reading the type again
+        _set_path(item, entry_path)
+        _set_resource(item, inner)
+        _set_full_url(item, full_url if isinstance(full_url, str) else None)
+        _set_type(item, None if resource_type.isspace() else resource_type)
+        append(item)
     return iter(items)
 
 

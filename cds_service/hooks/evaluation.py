@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
+from itertools import chain, compress, repeat
+from operator import attrgetter, eq
 from typing import Any, Protocol
 
 from cds_service.errors import BadRequest, FhirFetchError, PreconditionFailed
@@ -47,6 +50,7 @@ from fhir_mappings import (
 from fhir_mappings.values import MedicationCodes, MedicationOrder
 
 _RULE_KEYS = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
+_TYPE_OF = attrgetter("resource_type")
 
 
 class DataSource(StrEnum):
@@ -84,8 +88,8 @@ class _Data:
     notes: list[str] = field(default_factory=list)
 
     def all_items(self, keys: Iterable[str] | None = None) -> list[FhirItem]:
-        chosen = self.items if keys is None else {k: self.items.get(k, ()) for k in keys}
-        return [item for items in chosen.values() for item in items]
+        chosen = self.items.values() if keys is None else (self.items.get(k, ()) for k in keys)
+        return list(chain.from_iterable(chosen))
 
     def keep_own(self, key: str, items: tuple[FhirItem, ...], *, fetched: bool) -> None:
         """Keep this patient's `items` for `key`; refuse another patient's (policy 15)."""
@@ -121,10 +125,10 @@ def evaluate_hook(
     validation: ValidationScope = ValidationScope.CONSUMED,
 ) -> HookEvaluation:
     """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
-    plans = {key: plan_key(request, key, t) for key, t in prefetch_templates().items()}
+    plans = {key: plan_key(request, key, t) for key, t in _prefetch_templates()}
     identity = PatientIdentity.of_request(
         request.patient_id,
-        [*request.draft_orders, *(item for plan in plans.values() for item in plan.items)],
+        [*request.draft_orders, *chain.from_iterable(plan.items for plan in plans.values())],
         server_base=request.fhir_server,
     )
     drafts = attribute_items(request.draft_orders, identity, subject_optional=True)
@@ -167,6 +171,12 @@ def evaluate_hook(
     return _done(evaluation, data)
 
 
+@cache
+def _prefetch_templates() -> tuple[tuple[str, str], ...]:
+    """Return the services' prefetch templates, built once (they are constants)."""
+    return tuple(prefetch_templates().items())
+
+
 def _done(evaluation: Evaluation | None, data: _Data) -> HookEvaluation:
     sources = {key: data.sources.get(key, DataSource.ABSENT) for key in data.plans}
     return HookEvaluation(evaluation, sources, tuple(data.notes))
@@ -184,7 +194,8 @@ def _identified_orders(
         medications = list(candidates)
     return identify_mipomersen_orders(
         [(item, is_draft) for item in candidates if item.resource_type == "MedicationRequest"],
-        [item for item in medications if item.resource_type == "Medication"],
+        # Medications are few among hundreds of results: they are picked out in C.
+        list(compress(medications, map(eq, map(_TYPE_OF, medications), repeat("Medication")))),
         codes,
     )
 

@@ -18,15 +18,15 @@ Real requests are far below: the examples hold 11 resources, a Synthea patient 3
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from cds_service.errors import BadRequest, TooCostly
-from fhir_mappings import WorkLimitExceeded, work_limits
+from fhir_mappings import FhirItem, WorkLimitExceeded, work_limits
 
-__all__ = ["HTTP_LIMITS", "RequestLimits", "bounded_work", "check_resource"]
+__all__ = ["HTTP_LIMITS", "RequestLimits", "bounded_work", "check_resource", "check_resources"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,22 @@ def check_resource(resource: Mapping[str, Any], path: str, limits: RequestLimits
         for index, inner in enumerate(contained):
             if isinstance(inner, Mapping):
                 check_resource(inner, f"{path}.contained[{index}]", limits)
+
+
+def check_resources(items: Iterable[FhirItem], limits: RequestLimits) -> None:
+    """Refuse the first of `items` with more contained resources or reference ranges than allowed.
+
+    Most resources hold no contained resources and one reference range at most: those are
+    passed after two look-ups; any other goes through `check_resource`.
+    """
+    max_ranges = limits.max_reference_ranges
+    for item in items:
+        resource = item.resource
+        ranges = resource.get("referenceRange")
+        if resource.get("contained") is not None or (
+            ranges is not None and (type(ranges) is not list or len(ranges) > max_ranges)
+        ):
+            check_resource(resource, item.path, limits)
 
 
 @contextmanager

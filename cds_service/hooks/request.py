@@ -21,7 +21,7 @@ from cds_service.hooks.json_limits import (
     nesting_depth,
     printable,
 )
-from cds_service.hooks.limits import RequestLimits, check_bundle, check_resource
+from cds_service.hooks.limits import RequestLimits, check_bundle, check_resources
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
@@ -306,6 +306,5 @@ def _read(value: Any, path: str, limits: RequestLimits | None) -> tuple[FhirItem
     except FhirMappingError as error:
         raise BadRequest(str(error), path=error.path) from None
     if limits is not None:
-        for item in items:
-            check_resource(item.resource, item.path, limits)
+        check_resources(items, limits)
     return items

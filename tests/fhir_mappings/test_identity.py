@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from types import MappingProxyType
 
-from fhir_mappings import Attribution, FhirItem, PatientIdentity
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fhir_mappings import Attribution, FhirItem, PatientIdentity, attribute_items
 
 BASE = "https://ehr.example.org/fhir"
 URN = "urn:uuid:7b1e6c52-3f0c-4a8e-9d0c-1f2e3d4c5b6a"
@@ -86,4 +90,86 @@ def test_a_resource_names_its_problem(
     assert (problem.attribution if problem else None, problem.path if problem else None) == (
         expected,
         path,
+    )
+
+
+# --- the shortcut for `Patient/<patientId>` gives the answers of the full reading ---------------
+
+IDS = ["p1", "p/1", "", " p1", "1"]
+REFERENCES = [
+    *(f"Patient/{patient_id}" for patient_id in IDS),
+    *("Patient/p1/", "Patient/p1/_history/2", "Patient/p10", "Patient/p1 ", "patient/p1"),
+    *("Group/p1", " ", URN, OTHER_URN, f"{BASE}/Patient/p1", "#p1", "p1"),
+]
+SUBJECTS: list[object] = [
+    None,
+    "Patient/p1",
+    {"display": "p1"},
+    *({"reference": reference} for reference in REFERENCES),
+    *(MappingProxyType({"reference": reference}) for reference in REFERENCES),
+]
+TYPES = ["Observation", "Condition", "MedicationRequest", "Patient", "Medication", " "]
+
+
+def _every_resource() -> list[dict[str, object]]:
+    resources: list[dict[str, object]] = [{"id": "p1"}]
+    for resource_type in TYPES:
+        for patient_id in IDS:
+            resources.append({"resourceType": resource_type, "id": patient_id})
+        resources.extend({"resourceType": resource_type, "subject": s} for s in SUBJECTS)
+    return resources
+
+
+def _non_blank(value: object) -> str:
+    return value if isinstance(value, str) and value.strip() else ""
+
+
+@pytest.mark.parametrize("server", [None, BASE])
+@pytest.mark.parametrize("optional", [False, True], ids=["subject-required", "draft-orders"])
+@pytest.mark.parametrize("patient_id", IDS)
+def test_items_are_sorted_as_their_problems_say(
+    patient_id: str, optional: bool, server: str | None
+) -> None:
+    resources = _every_resource()
+    items = [
+        FhirItem(f"b.entry[{index}].resource", resource, f"urn:uuid:{index}" if index % 2 else None)
+        for index, resource in enumerate(resources)
+    ]
+    identity = PatientIdentity.of_request(patient_id, items, server_base=server)
+    problems = [identity.problem(item, subject_optional=optional) for item in items]
+
+    attributed = attribute_items(items, identity, subject_optional=optional)
+
+    assert attributed.own == tuple(item for item, p in zip(items, problems, strict=True) if not p)
+    assert attributed.foreign == tuple(p for p in problems if p and p.attribution is OTHER)
+    assert attributed.unattributed == tuple(
+        (item, p) for item, p in zip(items, problems, strict=True) if p and p.attribution is NOBODY
+    )
+    # Bundle-local Patients: the entries of that type with a fullUrl, with their ids.
+    assert identity.local_patients == tuple(
+        (item.full_url, _non_blank(item.resource.get("id")))
+        for item in items
+        if item.full_url is not None and item.resource.get("resourceType") == "Patient"
+    )
+
+
+@pytest.mark.slow  # hypothesis
+@settings(max_examples=500, deadline=None)
+@given(
+    patient_id=st.sampled_from(IDS) | st.text(alphabet="Patien/p1 ", max_size=5),
+    reference=st.sampled_from(REFERENCES) | st.text(alphabet="Patien/p1 _history", max_size=14),
+)
+def test_a_plain_reference_is_only_ever_one_the_full_reading_calls_this_patients(
+    patient_id: str, reference: str
+) -> None:
+    identity = PatientIdentity(patient_id)
+
+    plainly_own = reference == identity.plain_reference
+
+    assert plainly_own <= (identity.attribute(reference)[0] is THIS)
+    assert plainly_own == (
+        reference.startswith("Patient/")
+        and reference.removeprefix("Patient/") == patient_id
+        and patient_id != ""
+        and "/" not in patient_id
     )

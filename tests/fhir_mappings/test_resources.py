@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_mappings import FhirItem, FhirMappingError, read_resources
 
@@ -140,3 +144,70 @@ def test_error_message_does_not_quote_the_value() -> None:
 def test_other_json_values_are_named_by_python_type() -> None:
     with pytest.raises(FhirMappingError, match="got tuple"):
         read_resources((1, 2), "p")
+
+
+# --- the loop over entries reads every entry as `FhirItem(...)` and `_resource` would ------------
+
+
+def _reference_items(bundle: dict[str, Any], path: str) -> list[FhirItem]:
+    """The plain reading: each entry checked as a mapping, its resource as one with a type."""
+    items = []
+    for index, entry in enumerate(bundle["entry"]):
+        entry_path = f"{path}.entry[{index}]"
+        if not isinstance(entry, Mapping):
+            raise FhirMappingError(entry_path, "expected a JSON object")
+        if entry.get("resource") is None:
+            continue
+        resource = entry["resource"]
+        if not isinstance(resource, Mapping):
+            raise FhirMappingError(f"{entry_path}.resource", "expected a JSON object")
+        if not isinstance(resource.get("resourceType"), str) or not resource["resourceType"]:
+            raise FhirMappingError(f"{entry_path}.resource.resourceType", "expected a type")
+        full_url = entry.get("fullUrl")
+        items.append(
+            FhirItem(
+                f"{entry_path}.resource", resource, full_url if isinstance(full_url, str) else None
+            )
+        )
+    return items
+
+
+_types = st.sampled_from(["Observation", "Patient", " ", "", "\t Condition", 4, None, ["x"]])
+_inner = st.one_of(
+    st.none(),
+    st.builds(lambda t: {"resourceType": t, "id": "1"}, _types),
+    st.builds(lambda t: MappingProxyType({"resourceType": t}), _types),
+    st.just({"id": "1"}),
+    st.sampled_from([[1], "Observation", 3]),
+)
+_entries = st.one_of(
+    st.builds(
+        lambda inner, url: (
+            {"resource": inner} if url == "absent" else {"resource": inner, "fullUrl": url}
+        ),
+        _inner,
+        st.sampled_from(["absent", "urn:uuid:1", "", 7, None]),
+    ),
+    st.builds(lambda inner: MappingProxyType({"resource": inner}), _inner),
+    st.sampled_from([{}, "x", None, [1]]),
+)
+
+
+@pytest.mark.slow  # hypothesis
+@settings(max_examples=500, deadline=None)
+@given(entries=st.lists(_entries, max_size=6))
+def test_every_entry_is_read_as_the_plain_reading_reads_it(entries: list[Any]) -> None:
+    bundle = {"resourceType": "Bundle", "entry": entries}
+    try:
+        expected: list[FhirItem] | str = _reference_items(bundle, "p")
+    except FhirMappingError as error:
+        expected = error.path
+
+    try:
+        found: list[FhirItem] | str = list(read_resources(bundle, "p"))
+    except FhirMappingError as error:
+        found = error.path
+
+    assert found == expected
+    if isinstance(found, list) and isinstance(expected, list):
+        assert [item.resource_type for item in found] == [item.resource_type for item in expected]
