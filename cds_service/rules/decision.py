@@ -17,6 +17,8 @@ from importlib.resources import files
 from types import MappingProxyType
 from typing import Any
 
+from msgspec import Struct
+
 from cds_service.rules.config import Profile
 from fhir_mappings.values import (
     Analyte,
@@ -117,9 +119,11 @@ class FollowUpTest(StrEnum):
     INR = "6301-6"  # INR in Platelet poor plasma by Coagulation assay (V)
 
 
-@dataclass(frozen=True, slots=True)
-class AssessedResult:
-    """A lab result set against its ULN: the row a card's table shows."""
+class AssessedResult(Struct, frozen=True):
+    """A lab result set against its ULN: the row a card's table shows.
+
+    A frozen Struct, like `LabResult`: one is made for every ALT/AST result of a request.
+    """
 
     result: LabResult
     uln: float | None  # None for analytes without a ULN (INR)
