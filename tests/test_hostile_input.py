@@ -30,6 +30,8 @@ from fhir_mappings import (
     FhirMappingError,
     WorkLimitExceeded,
     parse_fhir_datetime,
+    read_patient_record,
+    read_resources,
     work_limits,
 )
 from fhir_mappings._validation import validation_problem
@@ -376,6 +378,15 @@ def test_reading_stops_once_the_cpu_budget_is_spent() -> None:
         sum(range(10_000))  # any CPU at all spends a zero budget
         with pytest.raises(WorkLimitExceeded, match="s of CPU"):
             validation_problem(item)
+
+
+def test_reading_ordinary_results_in_one_walk_also_stops_once_the_budget_is_spent() -> None:
+    labs = [observation("ALT", 20, "2026-11-20") for _ in range(40)]
+    items = read_resources(bundle(*labs), "prefetch.liverLabs")
+    with work_limits(cpu_seconds=0.0, max_resource_bytes=10**6):
+        sum(range(10_000))
+        with pytest.raises(WorkLimitExceeded, match="s of CPU"):
+            read_patient_record(items)
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
