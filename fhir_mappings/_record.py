@@ -12,9 +12,10 @@ Resources the caller could not attribute to the patient (`_identity`) are named,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from fhir_mappings._budget import charge_small_resource
 from fhir_mappings._conditions import listed_coding, read_liver_condition
@@ -96,10 +97,11 @@ def _read_record(
     observations: list[_Candidate] = []
     requests: list[tuple[FhirItem, bool]] = []
     medications: list[FhirItem] = []
+    codes = _LiverCodes()
     for item in items:
         resource_type = item.resource_type
         if resource_type == "Observation":
-            test = liver_test_code(item.resource)
+            test = codes.of(item.resource)
             if test is not None:
                 # Those the window reads whatever their age are read now, while at hand.
                 eager = window is None or window.older_analytes is None or (
@@ -179,6 +181,30 @@ class _Candidate:
             if usable is not None:
                 return usable
         return reads_as_usable(self.item, self.analyte)
+
+
+class _LiverCodes:
+    """`liver_test_code`, remembering the answer for the few `code` elements a record repeats.
+
+    The answer depends only on the element's JSON, and an element equal (`==`, in C) to one
+    already asked about gives the same answer: the system and code it reads are strings, and a
+    string equals only a string.
+    """
+
+    _REMEMBERED = 8  # a lab sends a handful of tests; beyond these, every one is asked
+
+    def __init__(self) -> None:
+        self._answers: list[tuple[object, tuple[Analyte, str] | None]] = []
+
+    def of(self, resource: Mapping[str, Any]) -> tuple[Analyte, str] | None:
+        concept = resource.get("code")
+        for seen, answer in self._answers:
+            if seen == concept:
+                return answer
+        answer = liver_test_code(resource)
+        if len(self._answers) < self._REMEMBERED:
+            self._answers.append((concept, answer))
+        return answer
 
 
 def _one_walk(

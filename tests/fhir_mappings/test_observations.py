@@ -505,3 +505,20 @@ def test_results_keep_the_order_of_the_request() -> None:
 
     assert [result.source.id for result in record.lab_results] == ["a", "b", "d"]
     assert [result.source.id for result in record.unusable_results] == ["c"]
+
+
+def test_each_code_element_is_read_as_its_own_json_when_a_record_repeats_codes() -> None:
+    alt = {"coding": [{"system": LOINC, "code": "1742-6", "userSelected": True}]}
+    look_alikes = [
+        {"coding": [{"system": LOINC, "code": "1742-6", "userSelected": 1}]},  # == alt
+        {"coding": [{"system": LOINC, "code": 1742}]},
+        {"coding": [{"system": [LOINC], "code": "1742-6"}]},
+        {"coding": [{"system": LOINC, "code": "1920-8"}]},
+    ]
+    record = record_of(
+        *(observation(id=f"o{index}", code=code) for index, code in enumerate([alt, *look_alikes]))
+    )
+
+    read = {result.source.id: result.loinc for result in record.lab_results}
+    read |= {result.source.id: result.loinc for result in record.unusable_results}
+    assert read == {"o0": "1742-6", "o1": "1742-6", "o4": "1920-8"}
