@@ -19,11 +19,9 @@ names it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import compress, repeat
-from operator import attrgetter, eq
 
 from fhir_mappings._json import object_at, str_at
 from fhir_mappings._resources import FhirItem
@@ -35,7 +33,6 @@ PATIENT_ELEMENTS: dict[str, str] = {
     "MedicationRequest": "subject",
 }
 _LOCAL_SCHEMES = ("urn:uuid:", "urn:oid:")
-_TYPE_OF = attrgetter("resource_type")
 
 
 class Attribution(StrEnum):
@@ -70,13 +67,10 @@ class PatientIdentity:
         cls, patient_id: str, items: Iterable[FhirItem], *, server_base: str | None = None
     ) -> PatientIdentity:
         """Return the identity, learning Bundle-local Patient `fullUrl`s from `items`."""
-        items = items if isinstance(items, Sequence) else tuple(items)
-        # Patients are few among hundreds of results: they are picked out in C.
-        patients = compress(items, map(eq, map(_TYPE_OF, items), repeat("Patient")))
         local = tuple(
             (item.full_url, str_at(item.resource, "id") or "")
-            for item in patients
-            if item.full_url is not None
+            for item in items
+            if item.full_url is not None and item.resource_type == "Patient"
         )
         base = server_base.rstrip("/") if server_base else None
         return cls(patient_id=patient_id, server_base=base, local_patients=local)

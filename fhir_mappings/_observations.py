@@ -8,7 +8,7 @@ the result's own normal `referenceRange.high`, converted to the canonical unit; 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -87,7 +87,9 @@ def read_lab_result(item: FhirItem, analyte: Analyte, loinc: str) -> LabResult |
         bound=value.bound,
         effective=value.effective,
         source=source,
-        reference_high=_reference_high(resource, analyte, value.code, value.text),
+        reference_high=reference_high(
+            objects_at(resource, "referenceRange"), analyte, value.code, value.text
+        ),
         preliminary=value.status == _PRELIMINARY_STATUS,
         reported=_reported(value.quantity),
         date_only=date_only,
@@ -225,11 +227,15 @@ def _canonical(
     return to_canonical(analyte, value, code, text)
 
 
-def _reference_high(
-    resource: JsonObject, analyte: Analyte, value_code: str | None, value_text: str | None
+def reference_high(
+    ranges: Iterable[JsonObject], analyte: Analyte, value_code: str | None, value_text: str | None
 ) -> float | None:
-    """Return the normal range's upper limit in the canonical unit, or None when unusable."""
-    for reference_range in objects_at(resource, "referenceRange"):
+    """Return the normal range's upper limit in the canonical unit, or None when unusable.
+
+    The first of the `ranges` with a numeric high that is a normal range decides; a high with
+    neither unit nor code is in the value's unit.
+    """
+    for reference_range in ranges:
         high = object_at(reference_range, "high")
         limit = number_at(high, "value") if high is not None else None
         if high is None or limit is None or not _is_normal_range(reference_range):

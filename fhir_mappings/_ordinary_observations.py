@@ -19,6 +19,7 @@ tests/fhir_mappings/test_ordinary_observations.py checks it on generated and mut
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
@@ -30,10 +31,10 @@ from fhir_mappings._consumed import CONSUMED, declared_elements
 from fhir_mappings._observations import (
     _BOUNDS,
     _PRELIMINARY_STATUS,
-    _RANGE_MEANING_SYSTEM,
     _RETRACTED_STATUSES,
     _USABLE_STATUSES,
     _unknown_unit,
+    reference_high,
 )
 from fhir_mappings._resources import FhirItem
 from fhir_mappings._units import UCUM_SYSTEM, UnitFactor, unit_factor
@@ -328,7 +329,7 @@ class OrdinaryReader:
     ) -> float | None:
         """Check the reference ranges; return the normal range's upper limit, canonical.
 
-        As `_observations._reference_high`: the first range with a numeric high that is a
+        By `_observations.reference_high`: the first range with a numeric high that is a
         normal range (no type, or the normal type) decides. A lab sends the same range with
         every result of a test, so a single range equal to one already read gives its limit.
         """
@@ -337,39 +338,11 @@ class OrdinaryReader:
         if remembered is not None and _same_single_range(ranges, *remembered[:2]):
             return remembered[2]
         checked = self._check_ranges(ranges)
-        high = self._first_normal_high(checked, analyte, value_code, value_text)
+        high = reference_high(checked, analyte, value_code, value_text)
         numbers = _plain_numbers(checked)
         if numbers is not None:
             self._single_ranges[key] = (checked[0], numbers, high)
         return high
-
-    def _first_normal_high(
-        self,
-        ranges: list[dict[str, Any]],
-        analyte: Analyte,
-        value_code: str | None,
-        value_text: str | None,
-    ) -> float | None:
-        for reference_range in ranges:
-            high = reference_range.get("high")
-            if high is None or high.get("value") is None:
-                continue
-            range_type = reference_range.get("type")
-            if range_type is not None and not any(
-                coding.get("system") == _RANGE_MEANING_SYSTEM and coding.get("code") == "normal"
-                for coding in range_type.get("coding", ())
-            ):
-                continue
-            limit = high["value"]
-            code = high.get("code") if high.get("system") == UCUM_SYSTEM else None
-            text = high.get("unit")
-            if code is None and text is None and high.get("code") is None:
-                code, text = value_code, value_text  # a bare number is in the value's unit
-            canonical = self._canonical(
-                analyte, limit if isinstance(limit, float) else float(limit), code, text, high
-            )
-            return canonical if canonical is not None and canonical > 0 else None
-        return None
 
     def _effective(self, text: str, name: str) -> tuple[datetime | None, bool, str, date | None]:
         """Return (time in UTC, date_only, why there is none, cheap day) of a checked time.
@@ -440,32 +413,14 @@ class OrdinaryReader:
         self._instants.add(value)
 
     def _code(self, value: object) -> None:
-        if type(value) is not str:
-            raise _NotOrdinary
-        if value in self._codes:
-            return
-        if consumed._CODE.fullmatch(value) is None:
-            raise _NotOrdinary
-        self._codes.add(value)
+        _check_string(value, self._codes, consumed._code)
 
     def _uri(self, value: object) -> None:
-        if type(value) is not str:
-            raise _NotOrdinary
-        if value in self._uris:
-            return
-        if consumed._URI.fullmatch(value) is None:
-            raise _NotOrdinary
-        self._uris.add(value)
+        _check_string(value, self._uris, consumed._uri)
 
     def _string(self, value: object) -> None:
         """A FHIR string the mappers may read: also non-blank, as `_json.str_at` reads it."""
-        if type(value) is not str:
-            raise _NotOrdinary
-        if value in self._strings:
-            return
-        if consumed._STRING.search(value) is None or not value.strip():
-            raise _NotOrdinary
-        self._strings.add(value)
+        _check_string(value, self._strings, _readable_string)
 
     def _concept(self, concept: object) -> bool:
         """Check a CodeableConcept; return True when its every leaf is a string."""
@@ -564,6 +519,20 @@ class OrdinaryReader:
         if type(quantity) is dict and "comparator" in quantity:
             raise _NotOrdinary
         self._quantity(quantity, _SIMPLE_QUANTITY_KEYS)
+
+
+def _check_string(value: object, checked: set[str], is_valid: Callable[[str], bool]) -> None:
+    """Pass a string already in `checked` or valid now (then remember it); refuse any other."""
+    if type(value) is not str:
+        raise _NotOrdinary
+    if value not in checked:
+        if not is_valid(value):
+            raise _NotOrdinary
+        checked.add(value)
+
+
+def _readable_string(value: str) -> bool:
+    return consumed._string(value) and bool(value.strip())
 
 
 def _plain_numbers(ranges: object) -> tuple[type | None, type | None] | None:

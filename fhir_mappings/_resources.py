@@ -32,29 +32,18 @@ class FhirItem:
 
     def __init__(self, path: str, resource: Mapping[str, Any], full_url: str | None = None) -> None:
         """Keep the resource found at `path` (and its entry's `full_url`)."""
-        _set_fields(self, path, resource, full_url, str_at(resource, "resourceType"))
+        # A request holds hundreds of resources: the slots are set directly, for about half of
+        # what a frozen dataclass's generated `__init__` costs.
+        _set_path(self, path)
+        _set_resource(self, resource)
+        _set_full_url(self, full_url)
+        _set_type(self, str_at(resource, "resourceType"))
 
 
-# A request holds hundreds of resources: their items are made by setting the slots directly,
-# for about half of what a frozen dataclass's generated `__init__` costs.
-_new_item = object.__new__
 _set_path = vars(FhirItem)["path"].__set__
 _set_resource = vars(FhirItem)["resource"].__set__
 _set_full_url = vars(FhirItem)["full_url"].__set__
 _set_type = vars(FhirItem)["resource_type"].__set__
-
-
-def _set_fields(
-    item: FhirItem,
-    path: str,
-    resource: Mapping[str, Any],
-    full_url: str | None,
-    resource_type: str | None,
-) -> None:
-    _set_path(item, path)
-    _set_resource(item, resource)
-    _set_full_url(item, full_url)
-    _set_type(item, resource_type)
 
 
 def read_resources(value: object, path: str) -> Iterator[FhirItem]:
@@ -83,14 +72,8 @@ def read_resources(value: object, path: str) -> Iterator[FhirItem]:
         resource_type = inner.get("resourceType") if type(inner) is dict else None
         if type(resource_type) is not str or not resource_type:
             inner = _resource(inner, entry_path)  # raises, unless a Mapping of another type
-            resource_type = inner["resourceType"]
         full_url = entry.get("fullUrl")
-        item = _new_item(FhirItem)  # as `FhirItem(...)` makes it, without reading the type again
-        _set_path(item, entry_path)
-        _set_resource(item, inner)
-        _set_full_url(item, full_url if isinstance(full_url, str) else None)
-        _set_type(item, None if resource_type.isspace() else resource_type)
-        append(item)
+        append(FhirItem(entry_path, inner, full_url if isinstance(full_url, str) else None))
     return iter(items)
 
 

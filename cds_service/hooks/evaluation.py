@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
-from itertools import chain, compress, repeat
-from operator import attrgetter, eq
+from itertools import chain
 from typing import Any, Protocol
 
 from cds_service.errors import BadRequest, FhirFetchError, PreconditionFailed
@@ -50,7 +48,6 @@ from fhir_mappings import (
 from fhir_mappings.values import MedicationCodes, MedicationOrder
 
 _RULE_KEYS = (LIVER_LABS_KEY, MEDICATIONS_KEY, CONDITIONS_KEY)
-_TYPE_OF = attrgetter("resource_type")
 
 
 class DataSource(StrEnum):
@@ -125,7 +122,7 @@ def evaluate_hook(
     validation: ValidationScope = ValidationScope.CONSUMED,
 ) -> HookEvaluation:
     """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
-    plans = {key: plan_key(request, key, t) for key, t in _prefetch_templates()}
+    plans = {key: plan_key(request, key, t) for key, t in prefetch_templates().items()}
     identity = PatientIdentity.of_request(
         request.patient_id,
         [*request.draft_orders, *chain.from_iterable(plan.items for plan in plans.values())],
@@ -171,12 +168,6 @@ def evaluate_hook(
     return _done(evaluation, data)
 
 
-@cache
-def _prefetch_templates() -> tuple[tuple[str, str], ...]:
-    """Return the services' prefetch templates, built once (they are constants)."""
-    return tuple(prefetch_templates().items())
-
-
 def _done(evaluation: Evaluation | None, data: _Data) -> HookEvaluation:
     sources = {key: data.sources.get(key, DataSource.ABSENT) for key in data.plans}
     return HookEvaluation(evaluation, sources, tuple(data.notes))
@@ -194,8 +185,7 @@ def _identified_orders(
         medications = list(candidates)
     return identify_mipomersen_orders(
         [(item, is_draft) for item in candidates if item.resource_type == "MedicationRequest"],
-        # Medications are few among hundreds of results: they are picked out in C.
-        list(compress(medications, map(eq, map(_TYPE_OF, medications), repeat("Medication")))),
+        [item for item in medications if item.resource_type == "Medication"],
         codes,
     )
 

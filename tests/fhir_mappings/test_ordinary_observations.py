@@ -33,7 +33,13 @@ from fhir_mappings._validation import validation_problem
 from fhir_mappings.decimals import DecimalLiteral, exact_decimal
 from fhir_mappings.values import LabResult, UnusableResult
 from tests.fhir_builders import DROP, observation, quantity
-from tests.fhir_mappings.test_consumed_validation import ODD_KEYS, ODD_VALUES, REAL
+from tests.fhir_mappings.test_consumed_validation import (
+    ODD_KEYS,
+    ODD_VALUES,
+    REAL,
+    _nested,
+    _paths,
+)
 
 SEQUENCES = 800  # sequences of 1-6 resources per run
 PATH = "prefetch.liverLabs.entry[{}].resource"
@@ -98,39 +104,22 @@ READ_LEAVES = frozenset(
 )  # fmt: skip
 
 
-def _places(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found: list[tuple[Any, ...]] = []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += [(*prefix, key), *_places(child, (*prefix, key))]
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += [(*prefix, index), *_places(child, (*prefix, index))]
-    return found
-
-
-def _at(value: Any, path: tuple[Any, ...]) -> Any:
-    for step in path:
-        value = value[step]
-    return value
-
-
 @st.composite
 def mutated_observation(draw: st.DrawFn) -> dict[str, Any]:
     """A real or built liver Observation, unchanged or with one to three edits."""
     resource = copy.deepcopy(draw(st.sampled_from(LIVER + BUILT)))
     for _ in range(draw(st.integers(0, 3))):
-        places = [p for p in _places(resource) if p[:1] not in (("resourceType",), ("code",))]
+        places = [p for p in _paths(resource) if p[:1] not in (("resourceType",), ("code",))]
         action = draw(st.sampled_from(("replace", "replace", "delete", "add", "leaf", "leaf")))
         if action == "leaf":
             places = [p for p in places if p[-1] in READ_LEAVES] or places
         if action == "add" or not places:
-            containers = [()] + [p for p in places if isinstance(_at(resource, p), dict)]
-            where = _at(resource, draw(st.sampled_from(containers)))
+            containers = [()] + [p for p in places if isinstance(_nested(resource, p), dict)]
+            where = _nested(resource, draw(st.sampled_from(containers)))
             where[draw(st.sampled_from(KEYS))] = copy.deepcopy(draw(st.sampled_from(VALUES)))
             continue
         place = draw(st.sampled_from(places))
-        parent = _at(resource, place[:-1])
+        parent = _nested(resource, place[:-1])
         if action == "delete":
             del parent[place[-1]]
         else:
@@ -188,11 +177,11 @@ TALLY: Counter[str] = Counter()
 def test_every_leaf_the_reader_reads_replaced_by_each_trap_value() -> None:
     disagreements: list[str] = []
     for base in LIVER + BUILT:
-        leaves = [p for p in _places(base) if p[-1] in READ_LEAVES and p[:1] != ("code",)]
+        leaves = [p for p in _paths(base) if p[-1] in READ_LEAVES and p[:1] != ("code",)]
         for place in leaves:
             for value in LEAF_VALUES:
                 resource = copy.deepcopy(base)
-                _at(resource, place[:-1])[place[-1]] = copy.deepcopy(value)
+                _nested(resource, place[:-1])[place[-1]] = copy.deepcopy(value)
                 found = _disagreement(OrdinaryReader(), resource, PATH.format(0))
                 if found is not None:
                     disagreements.append(f"{base.get('id')} {place} = {value!r}: {found}")
