@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
@@ -187,16 +186,10 @@ class _OutOfRangeFloat(ValueError):
 
 
 def _float_or_refuse(literal: str) -> float:
-    number = float(literal)
-    # The common literal first: at most 15 significant digits and finite (`decode_float`).
-    if len(literal) <= 16 and -_LARGEST_DOUBLE <= number <= _LARGEST_DOUBLE:
-        return number
+    number = decode_float(literal)
     if math.isinf(number):
         raise _OutOfRangeFloat(literal[:20])
-    return decode_float(literal)
-
-
-_LARGEST_DOUBLE = sys.float_info.max
+    return number
 
 
 _FAST_DECODER = msgspec.json.Decoder(float_hook=_float_or_refuse)
