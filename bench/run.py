@@ -40,7 +40,7 @@ from cds_service import create_app
 from cds_service.cli.serve import warm_up
 from cds_service.hooks.discovery import find_service
 from cds_service.hooks.evaluation import answer_hook
-from cds_service.hooks.request import decode_json_body
+from cds_service.hooks.lab_lane import decode_hook_body
 from cds_service.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def in_process(quick: bool) -> list[dict[str, Any]]:
 
         def evaluate(body: bytes) -> object:
             return answer_hook(
-                decode_json_body(body),
+                decode_hook_body(body),
                 service=SERVICE,
                 settings=settings,
                 now=NOW,

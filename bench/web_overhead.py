@@ -6,7 +6,7 @@ Builds the app as a gunicorn worker does (`create_app`, authentication off, audi
 a temporary directory, prometheus_client in multiprocess mode, the JSON request log on, written
 to /dev/null, `warm_up`), then calls it as WSGI with distinct order-sign bodies
 (`bench/workload.py` `distinct_bodies`: every call cold) and, on the same bodies, the view's own
-work alone: `decode_json_body` + `answer_hook` within `bounded_work(HTTP_LIMITS)`. Reports the
+work alone: `decode_hook_body` + `answer_hook` within `bounded_work(HTTP_LIMITS)`. Reports the
 median CPU time (`time.thread_time`) of each and their difference, the web layer's overhead; the
 bare Flask echo app (`bench/echo_app.py`) called the same way is the floor of any Flask app.
 `--profile` prints a cProfile of the WSGI calls instead.
@@ -99,8 +99,8 @@ def _run(arguments: argparse.Namespace, data_dir: str) -> int:
     from cds_service.cli.serve import warm_up
     from cds_service.hooks.discovery import find_service
     from cds_service.hooks.evaluation import answer_hook
+    from cds_service.hooks.lab_lane import decode_hook_body
     from cds_service.hooks.limits import HTTP_LIMITS, bounded_work
-    from cds_service.hooks.request import decode_json_body
     from cds_service.web.request_log import logging_config
     from cds_service.web.state import state_of
 
@@ -123,7 +123,7 @@ def _run(arguments: argparse.Namespace, data_dir: str) -> int:
     def core(body: bytes) -> object:
         with bounded_work(HTTP_LIMITS):
             return answer_hook(
-                decode_json_body(body, max_depth=state.settings.max_json_depth),
+                decode_hook_body(body, max_depth=state.settings.max_json_depth),
                 service=service,
                 settings=state.settings,
                 now=state.clock(),

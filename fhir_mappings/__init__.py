@@ -22,6 +22,7 @@ from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._text import shorten
 from fhir_mappings._times import parse_fhir_datetime
+from fhir_mappings._typed_labs import LabBundle, TypedLab, TypedLabs, read_lab_bundle
 from fhir_mappings._units import supported_units, to_canonical
 from fhir_mappings._validation import ValidationScope, preload_validators
 from fhir_mappings.values import ReadingWindow
@@ -32,8 +33,11 @@ __all__ = [
     "FhirItem",
     "FhirMappingError",
     "IdentityProblem",
+    "LabBundle",
     "PatientIdentity",
     "ReadingWindow",
+    "TypedLab",
+    "TypedLabs",
     "ValidationScope",
     "WorkLimitExceeded",
     "analyte_for_loinc",
@@ -42,6 +46,7 @@ __all__ = [
     "loinc_codes",
     "parse_fhir_datetime",
     "preload_validators",
+    "read_lab_bundle",
     "read_patient_record",
     "read_resources",
     "shorten",

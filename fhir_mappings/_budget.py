@@ -22,7 +22,13 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["WorkLimitExceeded", "charge_resource", "charge_small_resource", "work_limits"]
+__all__ = [
+    "WorkLimitExceeded",
+    "charge_resource",
+    "charge_small_resource",
+    "charge_typed_resource",
+    "work_limits",
+]
 
 
 class WorkLimitExceeded(Exception):
@@ -94,6 +100,26 @@ def charge_small_resource(path: str, resource: Mapping[str, Any]) -> bool:
     return _encoded_length(resource, limits.max_resource_bytes) * _DUMPS_PER_ENCODED_BYTE <= (
         limits.max_resource_bytes
     )
+
+
+def charge_typed_resource(path: str, resource: object) -> bool:
+    """`charge_small_resource` for a resource decoded into typed structs (`_typed_labs`).
+
+    Under limits, the structs are encoded to measure them. Their raw parts are kept as sent,
+    and a number written shorter than its float (`1e2`) would be re-encoded longer, so twice
+    the margin of a decoded resource is kept: True only for a resource surely within the size
+    limit; otherwise the caller lets the general path charge it in full.
+    """
+    limits = _LIMITS.get()
+    if limits is None:
+        return True
+    if next(limits.small) % _CLOCK_EVERY_SMALL == 0:
+        _charge_cpu(path, limits)
+    try:
+        length = len(_ENCODER.encode(resource))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return False
+    return length * 2 * _DUMPS_PER_ENCODED_BYTE <= limits.max_resource_bytes
 
 
 def _charge_cpu(path: str, limits: _Limits) -> None:

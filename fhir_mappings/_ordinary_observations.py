@@ -47,7 +47,7 @@ from fhir_mappings.values import (
     UnusableResult,
 )
 
-__all__ = ["OrdinaryRead", "OrdinaryReader"]
+__all__ = ["NotOrdinary", "OrdinaryRead", "OrdinaryReader", "allowed_keys", "quantity_json"]
 
 _OBSERVATION = "Observation"
 _CONSUMED = CONSUMED[_OBSERVATION]
@@ -115,7 +115,7 @@ class OrdinaryReader:
         self._codes: set[str] = set()
         self._strings: set[str] = set()
         self._uris: set[str] = set()
-        self._allowed = _allowed_keys()
+        self._allowed = allowed_keys()
         self._concepts: dict[str, object] = {}  # LOINC code -> a `code` element checked
         self._subjects: dict[object, object] = {}  # reference -> a `subject` element checked
         self._quantity_parts: set[tuple[str, str]] = set()  # (key, string) checked
@@ -144,7 +144,7 @@ class OrdinaryReader:
             return None
         try:
             return self._read(item, resource, analyte, loinc)
-        except _NotOrdinary:
+        except NotOrdinary:
             return None
 
     def reads_as_usable(self, item: FhirItem, analyte: Analyte) -> bool | None:
@@ -175,7 +175,7 @@ class OrdinaryReader:
             if part is not None and (type(part) is not str or not part.strip()):
                 return None
         code = unit_code if quantity.get("system") == UCUM_SYSTEM else None
-        if self._canonical(analyte, float(value), code, text, quantity) is None:
+        if self._canonical(analyte, float(value), code, text, unit_code) is None:
             return False
         if comparator is not None and comparator not in _BOUNDS:
             return False
@@ -191,7 +191,7 @@ class OrdinaryReader:
                 if name == "issued":
                     self._instant(text)
                 return self._effective(text, name)[0] is not None
-            except _NotOrdinary:  # not a strict FHIR time: the general parser decides
+            except NotOrdinary:  # not a strict FHIR time: the general parser decides
                 return None
         return False  # no effective time and no issued time
 
@@ -204,7 +204,7 @@ class OrdinaryReader:
         if resource_id is not None and (
             type(resource_id) is not str or consumed._ID.fullmatch(resource_id) is None
         ):
-            raise _NotOrdinary
+            raise NotOrdinary
         meta = resource.get("meta")
         version = None if meta is None else self._meta_version(meta)
         status = resource["status"]
@@ -252,6 +252,41 @@ class OrdinaryReader:
             None if ranges is None else self._reference_high(ranges, analyte, code, text)
         )
 
+        if quantity is None:
+            return self.result(
+                day, analyte, loinc, status, source, effective, date_only, no_date,
+                reference_high, None, None, None, None, None, None,
+            )  # fmt: skip
+        return self.result(
+            day, analyte, loinc, status, source, effective, date_only, no_date, reference_high,
+            quantity, quantity.get("value"), quantity.get("comparator"), code, text,
+            quantity.get("code"),
+        )  # fmt: skip
+
+    def result(
+        self,
+        day: date | None,
+        analyte: Analyte,
+        loinc: str,
+        status: str,
+        source: ResourceRef,
+        effective: datetime | None,
+        date_only: bool,
+        no_date: str,
+        reference_high: float | None,
+        quantity: Any,
+        raw_value: Any,
+        comparator: str | None,
+        code: str | None,
+        text: str | None,
+        coded: str | None,
+    ) -> OrdinaryRead:
+        """Map a checked Observation as `read_lab_result` maps it.
+
+        `quantity` is its valueQuantity (None when absent; a `Mapping` or anything
+        `quantity_json` turns into one); `code` and `text` the UCUM code and unit text the
+        value is converted by; `coded` the quantity's `code` whatever its system.
+        """
         if status in _RETRACTED_STATUSES:
             return _unusable(
                 day, analyte, loinc, UnusableReason.RETRACTED,
@@ -266,20 +301,18 @@ class OrdinaryReader:
             return _unusable(
                 day, analyte, loinc, UnusableReason.NO_VALUE, "no value", source, effective
             )
-        raw_value = quantity.get("value")
         if raw_value is None:
             return _unusable(
                 day, analyte, loinc, UnusableReason.NO_VALUE,
                 "valueQuantity has no numeric value", source, effective,
             )  # fmt: skip
         value = raw_value if isinstance(raw_value, float) else float(raw_value)
-        canonical = self._canonical(analyte, value, code, text, quantity)
-        comparator = quantity.get("comparator")
-        reported = f"{comparator or ''}{raw_value} {text or quantity.get('code') or ''}".strip()
+        canonical = self._canonical(analyte, value, code, text, coded)
+        reported = f"{comparator or ''}{raw_value} {text or coded or ''}".strip()
         if canonical is None:
             return _unusable(
                 day, analyte, loinc, UnusableReason.UNKNOWN_UNIT,
-                _unknown_unit(analyte, quantity, reported), source, effective,
+                _unknown_unit(analyte, quantity_json(quantity), reported), source, effective,
             )  # fmt: skip
         bound = Bound.EXACT if comparator is None else _BOUNDS[comparator]
         if effective is None:
@@ -308,10 +341,13 @@ class OrdinaryReader:
         value: float,
         code: str | None,
         text: str | None,
-        quantity: dict[str, Any],
+        coded: object,
     ) -> float | None:
-        """`_observations._canonical`, with the unit's conversion looked up once per unit."""
-        if code is None and text is None and quantity.get("code") is not None:
+        """`_observations._canonical`, with the unit's conversion looked up once per unit.
+
+        `coded` is the quantity's `code`, whatever its system.
+        """
+        if code is None and text is None and coded is not None:
             return None  # coded in a system other than UCUM, with no text
         key = (analyte, code, text)
         if key in self._factors:
@@ -350,7 +386,7 @@ class OrdinaryReader:
         The results of one panel share their times, so each is checked and parsed once.
         """
         if type(text) is not str:
-            raise _NotOrdinary
+            raise NotOrdinary
         key = (name, text)
         known = self._times.get(key)
         if known is None:
@@ -363,7 +399,7 @@ class OrdinaryReader:
         if name == "effectiveDateTime":
             match = consumed._DATE_TIME.fullmatch(text) if type(text) is str else None
             if match is None or not consumed._calendar_day(match):
-                raise _NotOrdinary
+                raise NotOrdinary
         # `issued` was checked as an instant already.
         if len(text) < 10:  # a year or a year and month
             return None, False, f"{name} '{text}': date has less than day precision", None
@@ -373,43 +409,43 @@ class OrdinaryReader:
         try:
             moment = datetime.fromisoformat(text).astimezone(UTC)
         except (ValueError, OverflowError):  # past year 9999 in UTC: the general path says so
-            raise _NotOrdinary from None
+            raise NotOrdinary from None
         return moment, False, "", day
 
-    # --- datatypes: as `_consumed` checks them, or `_NotOrdinary` ------------------------------
+    # --- datatypes: as `_consumed` checks them, or `NotOrdinary` ------------------------------
 
     def _meta_version(self, meta: object) -> str | None:
         if meta is None:
             return None
         if type(meta) is not dict or not meta:
-            raise _NotOrdinary
+            raise NotOrdinary
         version = None
         for key, value in meta.items():
             if key == "versionId":
                 if type(value) is not str:
-                    raise _NotOrdinary
+                    raise NotOrdinary
                 if value not in self._ids:
                     if consumed._ID.fullmatch(value) is None:
-                        raise _NotOrdinary
+                        raise NotOrdinary
                     self._ids.add(value)
                 version = value
             elif key == "lastUpdated":
                 self._instant(value)
             elif key in ("source", "profile", "tag", "security"):
                 if not consumed._meta({key: value}):
-                    raise _NotOrdinary
+                    raise NotOrdinary
             else:
-                raise _NotOrdinary
+                raise NotOrdinary
         return version
 
     def _instant(self, value: object) -> None:
         if type(value) is not str:
-            raise _NotOrdinary
+            raise NotOrdinary
         if value in self._instants:
             return
         match = consumed._INSTANT.fullmatch(value)
         if match is None or (value[8:10] > "28" and not consumed._calendar_day(match)):
-            raise _NotOrdinary
+            raise NotOrdinary
         self._instants.add(value)
 
     def _code(self, value: object) -> None:
@@ -425,24 +461,24 @@ class OrdinaryReader:
     def _concept(self, concept: object) -> bool:
         """Check a CodeableConcept; return True when its every leaf is a string."""
         if type(concept) is not dict or not concept:
-            raise _NotOrdinary
+            raise NotOrdinary
         only_strings = True
         for key, value in concept.items():
             if key == "coding":
                 if type(value) is not list or not value:
-                    raise _NotOrdinary
+                    raise NotOrdinary
                 for coding in value:
                     only_strings = self._coding(coding) and only_strings
             elif key == "text":
                 self._string(value)
             else:
-                raise _NotOrdinary
+                raise NotOrdinary
         return only_strings
 
     def _coding(self, coding: object) -> bool:
         """Check a Coding; return True when its every leaf is a string."""
         if type(coding) is not dict or not coding:
-            raise _NotOrdinary
+            raise NotOrdinary
         only_strings = True
         for key, value in coding.items():
             if key == "system":
@@ -453,39 +489,39 @@ class OrdinaryReader:
                 self._string(value)
             elif key == "userSelected":
                 if type(value) is not bool:
-                    raise _NotOrdinary
+                    raise NotOrdinary
                 only_strings = False
             else:
-                raise _NotOrdinary
+                raise NotOrdinary
         return only_strings
 
     def _reference(self, reference: object) -> None:
         if type(reference) is not dict or not reference:
-            raise _NotOrdinary
+            raise NotOrdinary
         for key, value in reference.items():
             if key == "type":
                 self._uri(value)
             elif key in _REFERENCE_KEYS:
                 self._string(value)
             else:
-                raise _NotOrdinary
+                raise NotOrdinary
 
     def _quantity(self, quantity: object, keys: frozenset[str] = _QUANTITY_KEYS) -> None:
         if type(quantity) is not dict or not quantity:
-            raise _NotOrdinary
+            raise NotOrdinary
         parts = self._quantity_parts
         for key, value in quantity.items():
             if key == "value":
                 if type(value) is int:
                     continue
                 if not isinstance(value, float) or not math.isfinite(value):
-                    raise _NotOrdinary
+                    raise NotOrdinary
             elif type(value) is not str:
-                raise _NotOrdinary
+                raise NotOrdinary
             elif (key, value) in parts:
                 continue
             elif key not in keys:
-                raise _NotOrdinary
+                raise NotOrdinary
             else:
                 if key == "unit":
                     self._string(value)
@@ -494,15 +530,15 @@ class OrdinaryReader:
                 elif key == "code":
                     self._code(value)
                 elif value not in consumed._QUANTITY_COMPARATORS:
-                    raise _NotOrdinary
+                    raise NotOrdinary
                 parts.add((key, value))
 
     def _check_ranges(self, ranges: object) -> list[dict[str, Any]]:
         if type(ranges) is not list or not ranges:
-            raise _NotOrdinary
+            raise NotOrdinary
         for reference_range in ranges:
             if type(reference_range) is not dict or not reference_range:
-                raise _NotOrdinary
+                raise NotOrdinary
             for key, value in reference_range.items():
                 if key == "high" or key == "low":
                     self._check_simple_quantity(value)
@@ -511,23 +547,28 @@ class OrdinaryReader:
                 elif key == "text":
                     self._string(value)
                 elif key != "appliesTo" or value is None or not _list_of_concepts(value):
-                    raise _NotOrdinary
+                    raise NotOrdinary
         return ranges
 
     def _check_simple_quantity(self, quantity: object) -> None:
         """Check a SimpleQuantity: a Quantity without a comparator."""
         if type(quantity) is dict and "comparator" in quantity:
-            raise _NotOrdinary
+            raise NotOrdinary
         self._quantity(quantity, _SIMPLE_QUANTITY_KEYS)
+
+
+def quantity_json(quantity: Any) -> dict[str, Any]:
+    """Return a valueQuantity as JSON: itself when a dict, else what its `as_json()` gives."""
+    return quantity if type(quantity) is dict else quantity.as_json()
 
 
 def _check_string(value: object, checked: set[str], is_valid: Callable[[str], bool]) -> None:
     """Pass a string already in `checked` or valid now (then remember it); refuse any other."""
     if type(value) is not str:
-        raise _NotOrdinary
+        raise NotOrdinary
     if value not in checked:
         if not is_valid(value):
-            raise _NotOrdinary
+            raise NotOrdinary
         checked.add(value)
 
 
@@ -572,7 +613,7 @@ def _same_single_range(
 
 
 @cache
-def _allowed_keys() -> frozenset[str]:
+def allowed_keys() -> frozenset[str]:
     """What the reader reads itself, and the elements FHIR defines that no rule reads.
 
     Those are not this reader's concern, as they are not `is_certainly_valid`'s.
@@ -584,7 +625,7 @@ def _allowed_keys() -> frozenset[str]:
     )
 
 
-class _NotOrdinary(Exception):
+class NotOrdinary(Exception):
     """The resource is outside the ordinary shape: the general path reads it."""
 
 

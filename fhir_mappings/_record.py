@@ -35,6 +35,7 @@ from fhir_mappings._observations import (
 )
 from fhir_mappings._ordinary_observations import OrdinaryRead, OrdinaryReader
 from fhir_mappings._resources import FhirItem, resource_ref
+from fhir_mappings._typed_labs import TypedLabs
 from fhir_mappings._validation import (
     ValidationScope,
     scope_in_force,
@@ -66,6 +67,7 @@ def read_patient_record(
     window: ReadingWindow | None = None,
     unattributed: Iterable[tuple[FhirItem, IdentityProblem]] = (),
     validation: ValidationScope = ValidationScope.CONSUMED,
+    typed_labs: TypedLabs | None = None,
 ) -> PatientRecord:
     """Return what the rules need from the prefetch `items` and the `draft_orders`.
 
@@ -75,11 +77,13 @@ def read_patient_record(
     little more than its JSON); without one, every liver result is read. `unattributed` are
     resources whose patient cannot be told (no subject): those the rules would read are named
     as unusable or skipped, and never used. `validation` says which elements of each resource
-    read must be valid FHIR: those the rules read (the default) or every one.
+    read must be valid FHIR: those the rules read (the default) or every one. `typed_labs`
+    are liver results already read from typed structs (`_typed_labs`, consumed scope only);
+    `items` then hold no other Observation.
     """
     with validation_scope(validation):
         return _read_record(
-            items, draft_orders, medication_codes, window, unattributed
+            items, draft_orders, medication_codes, window, unattributed, typed_labs
         )
 
 
@@ -89,6 +93,7 @@ def _read_record(
     medication_codes: MedicationCodes,
     window: ReadingWindow | None,
     unattributed: Iterable[tuple[FhirItem, IdentityProblem]],
+    typed_labs: TypedLabs | None = None,
 ) -> PatientRecord:
     reader = _RecordReader(medication_codes)
     # Ordinary Observations are validated and read in one walk, the rest by the general path;
@@ -98,6 +103,13 @@ def _read_record(
     requests: list[tuple[FhirItem, bool]] = []
     medications: list[FhirItem] = []
     codes = _LiverCodes()
+    if typed_labs is not None:
+        for lab in typed_labs.labs:
+            if lab.read is not None and lab.liver is not None:
+                analyte, loinc = lab.liver
+                observations.append(
+                    _Candidate(len(observations), None, analyte, loinc, known=lab.read, tried=True)
+                )
     for item in items:
         resource_type = item.resource_type
         if resource_type == "Observation":
@@ -142,7 +154,7 @@ class _Candidate:
     """
 
     order: int
-    item: FhirItem
+    item: FhirItem | None  # None: read from typed structs (`known` is set)
     analyte: Analyte
     loinc: str
     reader: OrdinaryReader | None = None
@@ -152,13 +164,21 @@ class _Candidate:
     tried: bool = False  # the one-walk reader was asked
 
     def __post_init__(self) -> None:
-        self.day = self.known.day if self.known is not None else effective_day(self.item.resource)
+        self.day = (
+            self.known.day if self.known is not None else effective_day(self.fhir_item.resource)
+        )
+
+    @property
+    def fhir_item(self) -> FhirItem:
+        """The resource, for the reads that need it (those without `known`: never typed)."""
+        assert self.item is not None, "a typed result is read already"
+        return self.item
 
     def read_in_one_walk(self) -> OrdinaryRead | None:
         """Ask the one-walk reader once; return what it read (None: the general path reads)."""
         if not self.tried:
             self.tried = True
-            self.known = _one_walk(self.reader, self.item, self.analyte, self.loinc)
+            self.known = _one_walk(self.reader, self.fhir_item, self.analyte, self.loinc)
         return self.known
 
     def read(self) -> LabResult | UnusableResult:
@@ -168,7 +188,7 @@ class _Candidate:
             self.unvalidated = (
                 known.result
                 if known is not None
-                else read_lab_result(self.item, self.analyte, self.loinc)
+                else read_lab_result(self.fhir_item, self.analyte, self.loinc)
             )
         return self.unvalidated
 
@@ -177,10 +197,10 @@ class _Candidate:
         if self.known is not None:
             return isinstance(self.known.result, LabResult)
         if self.reader is not None:
-            usable = self.reader.reads_as_usable(self.item, self.analyte)
+            usable = self.reader.reads_as_usable(self.fhir_item, self.analyte)
             if usable is not None:
                 return usable
-        return reads_as_usable(self.item, self.analyte)
+        return reads_as_usable(self.fhir_item, self.analyte)
 
 
 class _LiverCodes:
@@ -251,7 +271,7 @@ class _RecordReader:
             return cached
         if candidate.read_in_one_walk() is not None:  # valid: the one-walk reader checked it
             return candidate.read()
-        item = candidate.item
+        item = candidate.fhir_item
         problem = validation_problem(item)
         result: LabResult | UnusableResult
         if problem is not None:

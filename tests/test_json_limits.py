@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from cds_service.errors import BadRequest
 from cds_service.hooks.json_limits import (
-    _float_or_refuse,
     _OutOfRangeFloat,
+    float_or_refuse,
     has_too_many_digits,
     nesting_depth,
 )
@@ -207,9 +207,9 @@ def test_the_float_hook_reads_a_literal_as_decode_float_does(literal: str) -> No
     expected = decode_float(literal)
     if expected in (float("inf"), float("-inf")):
         with pytest.raises(_OutOfRangeFloat):
-            _float_or_refuse(literal)
+            float_or_refuse(literal)
         return
-    number = _float_or_refuse(literal)
+    number = float_or_refuse(literal)
     assert number == expected
     assert type(number) is type(expected)
     assert getattr(number, "literal", None) == getattr(expected, "literal", None)

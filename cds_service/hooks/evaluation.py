@@ -30,6 +30,12 @@ from cds_service.hooks.discovery import (
     ServiceDefinition,
     prefetch_templates,
 )
+from cds_service.hooks.lab_lane import (
+    LaneBody,
+    LaneDeclined,
+    check_lane,
+    check_lane_identity,
+)
 from cds_service.hooks.limits import RequestLimits
 from cds_service.hooks.prefetch import FetchedKey, KeyPlan, KeyState, plan_key
 from cds_service.hooks.request import HookRequest, parse_hook_request
@@ -40,6 +46,7 @@ from fhir_mappings import (
     FhirItem,
     IdentityProblem,
     PatientIdentity,
+    TypedLabs,
     ValidationScope,
     attribute_items,
     identify_mipomersen_orders,
@@ -120,14 +127,28 @@ def evaluate_hook(
     now: datetime,
     fetcher: PrefetchFetcher | None = None,
     validation: ValidationScope = ValidationScope.CONSUMED,
+    typed_labs: TypedLabs | None = None,
 ) -> HookEvaluation:
-    """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved."""
+    """Evaluate a hook call, fetching missing prefetch data only when mipomersen is involved.
+
+    `typed_labs` are the lab Bundle's Observations read in the lab lane (`lab_lane`); the
+    request's own Bundle then holds no entries. `LaneDeclined` is raised, before anything is
+    fetched, when they are not what the general path would read as this patient's.
+    """
     plans = {key: plan_key(request, key, t) for key, t in prefetch_templates().items()}
     identity = PatientIdentity.of_request(
         request.patient_id,
         [*request.draft_orders, *chain.from_iterable(plan.items for plan in plans.values())],
         server_base=request.fhir_server,
     )
+    if typed_labs is not None:
+        if validation is not ValidationScope.CONSUMED or any(
+            item.resource_type == "Observation"
+            for plan in plans.values()
+            for item in plan.items
+        ):
+            raise LaneDeclined
+        check_lane_identity(typed_labs, identity)
     drafts = attribute_items(request.draft_orders, identity, subject_optional=True)
     if drafts.foreign:
         raise _refused(drafts.foreign[0], len(drafts.foreign))
@@ -162,6 +183,7 @@ def evaluate_hook(
         window=reading_window(rules, now),
         unattributed=data.unattributed,
         validation=validation,
+        typed_labs=typed_labs,
     )
     orders = orders_in_scope(record.medication_orders, occasion=occasion, selections=selections)
     evaluation = evaluate(record, orders=orders, occasion=occasion, config=rules, now=now)
@@ -284,8 +306,28 @@ def answer_hook(
     """Parse a decoded request for `service`, evaluate it and render the response body.
 
     `limits` bound what the request may ask for (`request_limits`; the HTTP service's);
-    None, for the command line, bounds nothing.
+    None, for the command line, bounds nothing. A `LaneBody` (`decode_hook_body`) whose lab
+    lane declines is decoded again as dicts and answered the general way.
     """
+    if isinstance(body, LaneBody):
+        try:
+            request = parse_hook_request(body, expected_hook=service.hook, limits=limits)
+            check_lane(body.labs, limits)
+            outcome = evaluate_hook(
+                request,
+                rules=settings.rules,
+                medication_codes=settings.medication_codes,
+                now=now,
+                fetcher=fetcher,
+                validation=settings.fhir_validation,
+                typed_labs=body.labs,
+            )
+        except LaneDeclined:  # raised before anything is fetched
+            body = body.as_dicts()
+        except BadRequest:  # from parsing or the first checks: the general path words it
+            body = body.as_dicts()
+        else:
+            return _answer(request, outcome, new_id)
     request = parse_hook_request(body, expected_hook=service.hook, limits=limits)
     outcome = evaluate_hook(
         request,
@@ -295,6 +337,10 @@ def answer_hook(
         fetcher=fetcher,
         validation=settings.fhir_validation,
     )
+    return _answer(request, outcome, new_id)
+
+
+def _answer(request: HookRequest, outcome: HookEvaluation, new_id: Callable[[], str]) -> HookAnswer:
     context = CardContext(
         is_order_hook=request.is_order_hook,
         patient_reference=request.patient_reference,

@@ -21,6 +21,7 @@ __all__ = [
     "MAX_JSON_DEPTH_LIMIT",
     "UnusableValue",
     "find_path",
+    "float_or_refuse",
     "has_too_many_digits",
     "load_checked",
     "nesting_depth",
@@ -185,14 +186,15 @@ class _OutOfRangeFloat(ValueError):
     """A float literal past the largest double: left to the careful decoder, which names it."""
 
 
-def _float_or_refuse(literal: str) -> float:
+def float_or_refuse(literal: str) -> float:
+    """`decode_float`, refusing a literal past the largest double (the careful decoder names it)."""
     number = decode_float(literal)
     if math.isinf(number):
         raise _OutOfRangeFloat(literal[:20])
     return number
 
 
-_FAST_DECODER = msgspec.json.Decoder(float_hook=_float_or_refuse)
+_FAST_DECODER = msgspec.json.Decoder(float_hook=float_or_refuse)
 
 
 def _decode_fast(body: bytes) -> Any:

@@ -75,10 +75,20 @@ def decode_json_body(body: bytes, *, max_depth: int = DEFAULT_MAX_JSON_DEPTH) ->
     Arrays and objects may nest `max_depth` levels (MIPOMERSEN_CDS_MAX_JSON_DEPTH). A number
     that is no finite double, or text with a lone UTF-16 surrogate, is refused naming its path.
     """
+    return decode_checked_body(check_json_body(body, max_depth=max_depth), body, max_depth)
+
+
+def check_json_body(body: bytes, *, max_depth: int) -> str | None:
+    """Refuse a body that is not UTF-8 or nests too deeply; return its text (None: ASCII)."""
     # ASCII is valid UTF-8; other text is decoded now, so that its error is the one reported.
     text = None if body.isascii() else _utf8_text(body)
     if nesting_depth(body) > max_depth:  # refused before the parser spends anything on it
         raise _nested_too_deeply(max_depth)
+    return text
+
+
+def decode_checked_body(text: str | None, body: bytes, max_depth: int) -> Any:
+    """Decode a body `check_json_body` passed (`text` is what it returned)."""
     try:
         return load_checked(text, body, parse_constant=_reject_constant)
     except UnusableValue as error:

@@ -14,6 +14,7 @@ from cds_service.hooks.discovery import (
     find_service,
 )
 from cds_service.hooks.evaluation import answer_hook
+from cds_service.hooks.lab_lane import decode_hook_body
 from cds_service.hooks.limits import HTTP_LIMITS, bounded_work
 from cds_service.hooks.request import decode_json_body
 from cds_service.records.feedback import feedback_response, parse_feedback, store_feedback
@@ -39,7 +40,9 @@ def call_service(service_id: str) -> Response:
     service = _service(service_id)
     state = service_state()
     with state.audit.hook_call(service.id, now=state.clock()) as call, bounded_work(HTTP_LIMITS):
-        call.body = body = _decode(_json_body(request))
+        call.body = body = decode_hook_body(
+            _json_body(request), max_depth=state.settings.max_json_depth
+        )
         note_hook_call(hook_instance=body.get("hookInstance") if isinstance(body, dict) else None)
         call.answer = answer = answer_hook(
             body,
