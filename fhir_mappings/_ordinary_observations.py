@@ -230,19 +230,7 @@ class OrdinaryReader:
         ranges = resource.get("referenceRange")
 
         source = ResourceRef(_OBSERVATION, resource_id, item.path, version)
-        if effective_text is not None:
-            effective, date_only, no_date, day = self._effective(
-                effective_text, "effectiveDateTime"
-            )
-        elif issued_text is not None:
-            effective, date_only, no_date, day = self._effective(issued_text, "issued")
-        else:
-            effective, date_only, no_date, day = (
-                None,
-                False,
-                "no effective time and no issued time",
-                None,
-            )
+        effective, date_only, no_date, day = self.time_of(effective_text, issued_text)
         if quantity is None:
             code = text = None
         else:
@@ -254,9 +242,8 @@ class OrdinaryReader:
 
         if quantity is None:
             return self.result(
-                day, analyte, loinc, status, source, effective, date_only, no_date,
-                reference_high, None, None, None, None, None, None,
-            )  # fmt: skip
+                day, analyte, loinc, status, source, effective, date_only, no_date, reference_high
+            )
         return self.result(
             day, analyte, loinc, status, source, effective, date_only, no_date, reference_high,
             quantity, quantity.get("value"), quantity.get("comparator"), code, text,
@@ -274,12 +261,12 @@ class OrdinaryReader:
         date_only: bool,
         no_date: str,
         reference_high: float | None,
-        quantity: Any,
-        raw_value: Any,
-        comparator: str | None,
-        code: str | None,
-        text: str | None,
-        coded: str | None,
+        quantity: Any = None,
+        raw_value: Any = None,
+        comparator: str | None = None,
+        code: str | None = None,
+        text: str | None = None,
+        coded: str | None = None,
     ) -> OrdinaryRead:
         """Map a checked Observation as `read_lab_result` maps it.
 
@@ -379,6 +366,16 @@ class OrdinaryReader:
         if numbers is not None:
             self._single_ranges[key] = (checked[0], numbers, high)
         return high
+
+    def time_of(
+        self, effective_text: str | None, issued_text: str | None
+    ) -> tuple[datetime | None, bool, str, date | None]:
+        """`_effective` of effectiveDateTime, else of issued (each checked as it is read)."""
+        if effective_text is not None:
+            return self._effective(effective_text, "effectiveDateTime")
+        if issued_text is not None:
+            return self._effective(issued_text, "issued")
+        return None, False, "no effective time and no issued time", None
 
     def _effective(self, text: str, name: str) -> tuple[datetime | None, bool, str, date | None]:
         """Return (time in UTC, date_only, why there is none, cheap day) of a checked time.

@@ -173,10 +173,9 @@ class LabBundle(_Element, frozen=True, gc=False, forbid_unknown_fields=True):
 
 
 class TypedLab(Struct, frozen=True, gc=False):
-    """One Observation of a lab Bundle: where it is, its subject, and what was read."""
+    """One Observation of a lab Bundle: what the limits and the identity check ask, and what
+    was read."""
 
-    path: str
-    full_url: str | None
     subject_reference: str | None  # None: no subject, or one without a reference
     range_count: int
     has_contained: bool
@@ -187,7 +186,6 @@ class TypedLab(Struct, frozen=True, gc=False):
 class TypedLabs(Struct, frozen=True, gc=False):
     """The Observations of a lab Bundle, each read (liver tests) or left unread (the rest)."""
 
-    path: str
     entry_count: int
     labs: tuple[TypedLab, ...]
 
@@ -210,11 +208,11 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
         if may_hold_null and _holds_null(resource):
             return None
         try:
-            lab = reader.read(resource, entry_path, entry.fullUrl)
+            lab = reader.read(resource, entry_path)
         except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
             return None
         append(lab)
-    return TypedLabs(path, len(entries), tuple(labs))
+    return TypedLabs(len(entries), tuple(labs))
 
 
 def _holds_null(resource: Any) -> bool:
@@ -236,7 +234,7 @@ class _TypedReader:
         self._shapes: dict[tuple[object, ...], tuple[str | None, str | None, float | None]] = {}
         self._versions: set[str] = set()  # version ids checked
 
-    def read(self, resource: Any, path: str, full_url: str | UnsetType) -> TypedLab:
+    def read(self, resource: Any, path: str) -> TypedLab:
         """Return the Observation read (a liver test) or left unread; raise `NotOrdinary`."""
         concept = resource.code
         liver = self._codes.get(concept, _UNKNOWN) if concept is not UNSET else None
@@ -250,8 +248,6 @@ class _TypedReader:
                 raise NotOrdinary
             lab_read = self._read(resource, path, *liver)
         return TypedLab(
-            path,
-            None if full_url is UNSET else full_url,
             None if subject is UNSET or subject.reference is UNSET else subject.reference,
             0 if ranges is UNSET else len(ranges),
             resource.contained is not UNSET,
@@ -303,26 +299,14 @@ class _TypedReader:
         issued_text = resource.issued
         if issued_text is not UNSET:
             reader._instant(issued_text)
-        effective_text = resource.effectiveDateTime
-        if effective_text is not UNSET:
-            effective, date_only, no_date, day = reader._effective(
-                effective_text, "effectiveDateTime"
-            )
-        elif issued_text is not UNSET:
-            effective, date_only, no_date, day = reader._effective(issued_text, "issued")
-        else:
-            effective, date_only, no_date, day = (
-                None,
-                False,
-                "no effective time and no issued time",
-                None,
-            )
+        effective, date_only, no_date, day = reader.time_of(
+            _given(resource.effectiveDateTime), _given(issued_text)
+        )
         source = ResourceRef(_OBSERVATION, resource_id, path, version)
         if quantity is UNSET:
             return reader.result(
-                day, analyte, loinc, status, source, effective, date_only, no_date, high,
-                None, None, None, None, None, None,
-            )  # fmt: skip
+                day, analyte, loinc, status, source, effective, date_only, no_date, high
+            )
         return reader.result(
             day, analyte, loinc, status, source, effective, date_only, no_date, high,
             quantity, _given(quantity.value), _given(quantity.comparator), code, text,

@@ -311,24 +311,35 @@ def answer_hook(
     """
     if isinstance(body, LaneBody):
         try:
-            request = parse_hook_request(body, expected_hook=service.hook, limits=limits)
-            check_lane(body.labs, limits)
-            outcome = evaluate_hook(
-                request,
-                rules=settings.rules,
-                medication_codes=settings.medication_codes,
-                now=now,
-                fetcher=fetcher,
-                validation=settings.fhir_validation,
-                typed_labs=body.labs,
-            )
-        except LaneDeclined:  # raised before anything is fetched
+            return _answer(
+                body, body.labs, service=service, settings=settings, now=now,
+                new_id=new_id, fetcher=fetcher, limits=limits,
+            )  # fmt: skip
+        # LaneDeclined is raised before anything is fetched; a BadRequest comes from parsing
+        # or the first checks, and the general path words it.
+        except (LaneDeclined, BadRequest):
             body = body.as_dicts()
-        except BadRequest:  # from parsing or the first checks: the general path words it
-            body = body.as_dicts()
-        else:
-            return _answer(request, outcome, new_id)
+    return _answer(
+        body, None, service=service, settings=settings, now=now, new_id=new_id,
+        fetcher=fetcher, limits=limits,
+    )  # fmt: skip
+
+
+def _answer(
+    body: Any,
+    typed_labs: TypedLabs | None,
+    *,
+    service: ServiceDefinition,
+    settings: Settings,
+    now: datetime,
+    new_id: Callable[[], str],
+    fetcher: PrefetchFetcher | None,
+    limits: RequestLimits | None,
+) -> HookAnswer:
+    """`answer_hook`, its lab Bundle's Observations given as `typed_labs` (lab lane) or not."""
     request = parse_hook_request(body, expected_hook=service.hook, limits=limits)
+    if typed_labs is not None:
+        check_lane(typed_labs, limits)
     outcome = evaluate_hook(
         request,
         rules=settings.rules,
@@ -336,11 +347,8 @@ def answer_hook(
         now=now,
         fetcher=fetcher,
         validation=settings.fhir_validation,
+        typed_labs=typed_labs,
     )
-    return _answer(request, outcome, new_id)
-
-
-def _answer(request: HookRequest, outcome: HookEvaluation, new_id: Callable[[], str]) -> HookAnswer:
     context = CardContext(
         is_order_hook=request.is_order_hook,
         patient_reference=request.patient_reference,

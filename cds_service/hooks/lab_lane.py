@@ -128,22 +128,23 @@ def _decode_in_lane(body: bytes, max_depth: int) -> LaneBody | None:
     labs = read_lab_bundle(bundle, _LABS_PATH, may_hold_null=b"null" in body)
     if labs is None:
         return None
-    decoded = {
-        name: value
-        for name in request.__struct_fields__
-        if (value := getattr(request, name)) is not UNSET and name != "prefetch"
-    }
-    sent = {
-        name: value
-        for name in prefetch.__struct_fields__
-        if (value := getattr(prefetch, name)) is not UNSET and name != LIVER_LABS_KEY
-    }
+    decoded = _sent(request, leaving_out="prefetch")
+    sent = _sent(prefetch, leaving_out=LIVER_LABS_KEY)
     # The Bundle's shape without its entries, which were read here.
     sent[LIVER_LABS_KEY] = {"resourceType": "Bundle", "entry": []}
     if bundle.link is not UNSET:
         sent[LIVER_LABS_KEY]["link"] = bundle.link
     decoded["prefetch"] = sent
     return LaneBody(decoded, labs, body, max_depth)
+
+
+def _sent(struct: Struct, *, leaving_out: str) -> dict[str, Any]:
+    """The keys the request sent in `struct` (but `leaving_out`), with their values."""
+    return {
+        name: value
+        for name in struct.__struct_fields__
+        if name != leaving_out and (value := getattr(struct, name)) is not UNSET
+    }
 
 
 def check_lane(labs: TypedLabs, limits: RequestLimits | None) -> None:
