@@ -22,7 +22,7 @@ from fhir_mappings._record import read_patient_record
 from fhir_mappings._resources import FhirItem, read_resources
 from fhir_mappings._text import shorten
 from fhir_mappings._times import parse_fhir_datetime
-from fhir_mappings._typed_labs import LabBundle, TypedLab, TypedLabs, read_lab_bundle
+from fhir_mappings._typed_labs import LabBundle, TypedLabs, read_lab_bundle
 from fhir_mappings._units import supported_units, to_canonical
 from fhir_mappings._validation import ValidationScope, preload_validators
 from fhir_mappings.values import ReadingWindow
@@ -36,7 +36,6 @@ __all__ = [
     "LabBundle",
     "PatientIdentity",
     "ReadingWindow",
-    "TypedLab",
     "TypedLabs",
     "ValidationScope",
     "WorkLimitExceeded",

@@ -395,7 +395,8 @@ class OrdinaryReader:
     ) -> tuple[datetime | None, bool, str, date | None]:
         if name == "effectiveDateTime":
             match = consumed._DATE_TIME.fullmatch(text) if type(text) is str else None
-            if match is None or not consumed._calendar_day(match):
+            # The pattern allows days 01-31 of months 01-12: up to the 28th, every one exists.
+            if match is None or (text[8:10] > "28" and not consumed._calendar_day(match)):
                 raise NotOrdinary
         # `issued` was checked as an instant already.
         if len(text) < 10:  # a year or a year and month

@@ -104,12 +104,13 @@ def _read_record(
     medications: list[FhirItem] = []
     codes = _LiverCodes()
     if typed_labs is not None:
-        for lab in typed_labs.labs:
-            if lab.read is not None and lab.liver is not None:
-                analyte, loinc = lab.liver
-                observations.append(
-                    _Candidate(len(observations), None, analyte, loinc, known=lab.read, tried=True)
+        for typed in typed_labs.reads:
+            result = typed.result
+            observations.append(
+                _Candidate(
+                    len(observations), None, result.analyte, result.loinc, known=typed, tried=True
                 )
+            )
     for item in items:
         resource_type = item.resource_type
         if resource_type == "Observation":

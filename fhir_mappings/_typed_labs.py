@@ -3,22 +3,29 @@
 A long lab history is most of a hook request's bytes. Decoded into dicts, then validated and
 read by Python, each result costs several microseconds on top of decoding, and the garbage
 collector walks every dict. msgspec can decode the same JSON straight into the frozen structs
-below, checking the JSON type of every consumed element in C; elements no rule reads stay raw
-bytes, unparsed. What is left for Python is what JSON types cannot say (FHIR's patterns, the
-calendar, units), and the structs an Observation shares with the others of its record (code,
-subject, units, reference range) are equal structs, checked once per record.
+below, checking the JSON type of each element it types in C; elements no rule reads stay raw
+bytes, unparsed. The elements the results of one test share (code, subject, reference range)
+and meta are kept as their bytes too: equal bytes are equal JSON, so each distinct one is
+decoded into its structs and checked once per record, and each "shape" of result (status,
+code, units, reference range) is mapped once; a result of a known shape is then built in one
+step. What is left for Python per result is its id (all ids in one regex pass), its times and
+its value.
 
 The structs are strict: an element of the wrong JSON type, a `null`, a key the one-walk reader
 does not read (effectivePeriod, dataAbsentReason, a primitive's `_x` extension) fails the
 decoding, and an Observation the reader is unsure of makes `read_lab_bundle` give None. Either
 way the caller decodes the request as dicts and reads it the general way, so this lane can
 only agree with that path: every check here is the one `OrdinaryReader` makes, by the same
-code (tests/fhir_mappings/test_typed_labs.py compares them on mutated resources).
+code (tests/test_lab_lane.py compares the two paths on examples, table rows and mutated
+resources).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from datetime import date, datetime
+from functools import cache
 from typing import Any, Literal
 
 import msgspec
@@ -26,17 +33,23 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from fhir_mappings import _consumed as consumed
 from fhir_mappings._budget import charge_typed_resource
-from fhir_mappings._observations import liver_test_code
+from fhir_mappings._observations import (
+    _BOUNDS,
+    _PRELIMINARY_STATUS,
+    _USABLE_STATUSES,
+    liver_test_code,
+)
 from fhir_mappings._ordinary_observations import (
     NotOrdinary,
     OrdinaryRead,
     OrdinaryReader,
     allowed_keys,
 )
-from fhir_mappings._units import UCUM_SYSTEM
-from fhir_mappings.values import Analyte, ResourceRef
+from fhir_mappings._units import UCUM_SYSTEM, UnitFactor, unit_factor
+from fhir_mappings.decimals import decode_float
+from fhir_mappings.values import Analyte, Bound, LabResult, ResourceRef
 
-__all__ = ["LabBundle", "TypedLab", "TypedLabs", "read_lab_bundle"]
+__all__ = ["LabBundle", "TypedLabs", "read_lab_bundle"]
 
 _OBSERVATION = "Observation"
 _NULL = Raw(b"null")
@@ -106,18 +119,18 @@ class Meta(_Element, frozen=True, gc=False, forbid_unknown_fields=True):
     security: Any = UNSET
 
 
-# The elements the one-walk reader reads, typed; every other element it allows (those FHIR
-# defines and no rule reads) is kept raw. A key outside both fails the decoding.
+# The elements the one-walk reader reads. Those the results of one test share (code, subject,
+# reference range) and meta are kept as their bytes: equal bytes are equal JSON, so each is
+# decoded into the structs above and checked once per record (`_TypedReader`). The rest of
+# what the reader reads is typed here; every other element it allows (those FHIR defines and
+# no rule reads) is kept raw. A key outside both fails the decoding.
+_SHARED = ("meta", "code", "subject", "referenceRange")
 _TYPED: dict[str, Any] = {
     "id": str,
-    "meta": Meta,
     "status": str,
-    "code": CodeableConcept,
-    "subject": Reference,
     "effectiveDateTime": str,
     "issued": str,
     "valueQuantity": Quantity,
-    "referenceRange": tuple[ReferenceRange, ...],
 }
 
 
@@ -141,8 +154,11 @@ def _observation_struct() -> type[Struct]:
 
 
 Observation: Any = _observation_struct()
+# The raw elements no rule reads (a null among them is looked for; the shared ones are decoded)
 _RAW_FIELDS = tuple(
-    name for name in Observation.__struct_fields__ if name not in _TYPED and name != "resourceType"
+    name
+    for name in Observation.__struct_fields__
+    if name not in _TYPED and name not in _SHARED and name != "resourceType"
 )
 
 
@@ -172,22 +188,15 @@ class LabBundle(_Element, frozen=True, gc=False, forbid_unknown_fields=True):
     signature: Raw | UnsetType = UNSET
 
 
-class TypedLab(Struct, frozen=True, gc=False):
-    """One Observation of a lab Bundle: what the limits and the identity check ask, and what
-    was read."""
-
-    subject_reference: str | None  # None: no subject, or one without a reference
-    range_count: int
-    has_contained: bool
-    liver: tuple[Analyte, str] | None  # None: not a liver test, left unread
-    read: OrdinaryRead | None
-
-
 class TypedLabs(Struct, frozen=True, gc=False):
-    """The Observations of a lab Bundle, each read (liver tests) or left unread (the rest)."""
+    """The Observations of a lab Bundle: the liver tests read, and what the limits and the
+    identity check ask of every Observation."""
 
     entry_count: int
-    labs: tuple[TypedLab, ...]
+    reads: tuple[OrdinaryRead, ...]  # the liver tests, in the Bundle's order
+    subject_references: frozenset[str | None]  # None: no subject, or one without a reference
+    most_ranges: int  # the most reference ranges of one Observation
+    has_contained: bool  # an Observation holds contained resources
 
 
 def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> TypedLabs | None:
@@ -198,133 +207,214 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
     """
     entries = () if bundle.entry is UNSET else bundle.entry
     reader = _TypedReader()
-    labs: list[TypedLab] = []
-    append = labs.append
+    read = reader.read
     for index, entry in enumerate(entries):
         resource = entry.resource
         if resource is UNSET:
             continue
-        entry_path = f"{path}.entry[{index}].resource"
         if may_hold_null and _holds_null(resource):
             return None
         try:
-            lab = reader.read(resource, entry_path)
+            read(resource, f"{path}.entry[{index}].resource")
         except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
             return None
-        append(lab)
-    return TypedLabs(len(entries), tuple(labs))
+    if reader.ids and not _valid_ids(reader.ids):
+        return None
+    return TypedLabs(
+        len(entries),
+        tuple(reader.reads),
+        frozenset(reader.subjects.values()),
+        max(reader.range_counts.values(), default=0),
+        reader.has_contained,
+    )
 
 
 def _holds_null(resource: Any) -> bool:
     return any(getattr(resource, name) == _NULL for name in _RAW_FIELDS)
 
 
-class _TypedReader:
-    """`OrdinaryReader` over the structs: the same checks, each struct shared by several
-    Observations checked once (equal structs hold equal JSON: strings compare only to strings,
-    and the numbers' types are part of the key where a number is remembered)."""
+# Every id of a Bundle's liver tests checked in one pass, joined by line breaks: no valid id
+# holds one, and an id that does is caught by the count.
+_IDS = re.compile(rf"(?:{consumed._ID.pattern}\n)*{consumed._ID.pattern}")
+assert consumed._ID.fullmatch("\n") is None, "a valid id holds no line break"
 
-    __slots__ = ("_codes", "_reader", "_shapes", "_versions")
+
+def _valid_ids(ids: list[str]) -> bool:
+    joined = "\n".join(ids)
+    return joined.count("\n") == len(ids) - 1 and _IDS.fullmatch(joined) is not None
+
+
+class _Shape(Struct, frozen=True, gc=False):
+    """What the results of one test with one status, unit and reference range share."""
+
+    analyte: Analyte
+    loinc: str
+    code: str | None  # the value's UCUM code, when its system is UCUM
+    text: str | None  # the value's unit text
+    high: float | None  # the reference range's upper limit, canonical
+    # Set when every such result with a value and a time is a `LabResult` built here
+    # (`OrdinaryReader.result` builds the others):
+    factor: UnitFactor | None
+    bound: Bound
+    preliminary: bool
+    prefix: str  # the comparator, before the value as reported
+    suffix: str  # the unit, after it
+
+
+class _TypedReader:
+    """`OrdinaryReader` over the structs: the same checks, each shared element (by its bytes)
+    and each shape of result (status, code, units, reference range) checked once."""
+
+    __slots__ = (
+        "_checked_subjects",
+        "_codes",
+        "_instants",
+        "_metas",
+        "_ranges",
+        "_reader",
+        "_shapes",
+        "_times",
+        "has_contained",
+        "ids",
+        "range_counts",
+        "reads",
+        "subjects",
+    )
 
     def __init__(self) -> None:
         self._reader = OrdinaryReader()
-        self._codes: dict[object, tuple[Analyte, str] | None] = {}
-        # (status, code, subject, units, ranges, their numbers' types, analyte) -> what
-        # `_shape` read of them
-        self._shapes: dict[tuple[object, ...], tuple[str | None, str | None, float | None]] = {}
-        self._versions: set[str] = set()  # version ids checked
+        self._codes: dict[bytes | None, tuple[Analyte, str] | None] = {}
+        self._shapes: dict[tuple[object, ...], _Shape] = {}
+        self._metas: dict[bytes, str | None] = {}  # meta -> its version id
+        self._ranges: dict[bytes, tuple[dict[str, Any], ...]] = {}  # referenceRange, as JSON
+        self._instants: set[str] = set()  # `issued` values checked
+        self._times: dict[str, tuple[datetime | None, bool, str, date | None]] = {}
+        self.subjects: dict[bytes | None, str | None] = {}  # subject -> its reference
+        self._checked_subjects: set[bytes] = set()  # the subjects of liver tests, checked
+        self.range_counts: dict[bytes | None, int] = {None: 0}
+        self.has_contained = False
+        self.ids: list[str] = []  # of the liver tests, checked together
+        self.reads: list[OrdinaryRead] = []
 
-    def read(self, resource: Any, path: str) -> TypedLab:
-        """Return the Observation read (a liver test) or left unread; raise `NotOrdinary`."""
-        concept = resource.code
-        liver = self._codes.get(concept, _UNKNOWN) if concept is not UNSET else None
+    def read(self, resource: Any, path: str) -> None:
+        """Read an Observation (a liver test) or note what the limits ask of it; raise
+        `NotOrdinary` for one the general path must read."""
+        code = None if resource.code is UNSET else bytes(resource.code)
+        liver = self._codes.get(code, _UNKNOWN)
         if liver is _UNKNOWN:
-            liver = self._codes[concept] = liver_test_code({"code": concept.as_json()})
-        subject = resource.subject
-        ranges = resource.referenceRange
-        lab_read = None
+            liver = self._codes[code] = self._liver_test(code)
+        subject = None if resource.subject is UNSET else bytes(resource.subject)
+        if subject not in self.subjects:
+            self.subjects[subject] = (
+                None if subject is None else _given(_decoded(subject, Reference).reference)
+            )
+        if liver is not None and subject is not None and subject not in self._checked_subjects:
+            self._reader._reference(_decoded(subject, Reference).as_json())
+            self._checked_subjects.add(subject)
+        ranges = None if resource.referenceRange is UNSET else bytes(resource.referenceRange)
+        if ranges not in self.range_counts:
+            self.range_counts[ranges] = len(self._range_json(ranges))
+        if resource.contained is not UNSET:
+            self.has_contained = True
         if liver is not None:
             if not charge_typed_resource(path, resource):
                 raise NotOrdinary
-            lab_read = self._read(resource, path, *liver)
-        return TypedLab(
-            None if subject is UNSET or subject.reference is UNSET else subject.reference,
-            0 if ranges is UNSET else len(ranges),
-            resource.contained is not UNSET,
-            liver,
-            lab_read,
-        )
+            self.reads.append(self._read(resource, path, code, ranges, *liver))
 
-    def _read(self, resource: Any, path: str, analyte: Analyte, loinc: str) -> OrdinaryRead:
-        reader = self._reader
+    def _read(
+        self,
+        resource: Any,
+        path: str,
+        code: bytes | None,
+        ranges: bytes | None,
+        analyte: Analyte,
+        loinc: str,
+    ) -> OrdinaryRead:
         status = resource.status
         if status is UNSET:
             raise NotOrdinary
         resource_id = resource.id
         if resource_id is UNSET:
             resource_id = None
-        elif consumed._ID.fullmatch(resource_id) is None:
-            raise NotOrdinary
+        else:
+            self.ids.append(resource_id)
         meta = resource.meta
-        version = None if meta is UNSET else self._meta_version(meta)
+        if meta is UNSET:
+            version = None
+        else:
+            meta_bytes = bytes(meta)
+            version = self._metas.get(meta_bytes, _UNKNOWN)
+            if version is _UNKNOWN:
+                version = self._metas[meta_bytes] = self._meta_version(meta_bytes)
         quantity = resource.valueQuantity
-        ranges = resource.referenceRange
         if quantity is UNSET:
             units = None
+            value = None
         else:
             units = (quantity.comparator, quantity.unit, quantity.system, quantity.code)
             value = quantity.value
             if value is UNSET:
                 if units == _NO_UNITS:
                     raise NotOrdinary  # an empty valueQuantity
+                value = None
             elif type(value) is not int and (
                 not isinstance(value, float) or not math.isfinite(value)
             ):
                 raise NotOrdinary
-        # What results of one test share (status, code, subject, units, reference range) is
-        # checked and read once per record.
-        shape = (
-            status,
-            resource.code,
-            resource.subject,
-            units,
-            ranges,
-            None if ranges is UNSET else _number_types(ranges),
-            analyte,
-        )
-        known = self._shapes.get(shape)
-        if known is None:
-            known = self._shapes[shape] = self._shape(resource, analyte)
-        code, text, high = known
-        issued_text = resource.issued
-        if issued_text is not UNSET:
-            reader._instant(issued_text)
-        effective, date_only, no_date, day = reader.time_of(
-            _given(resource.effectiveDateTime), _given(issued_text)
-        )
+        key = (status, code, units, ranges)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._shape(resource, ranges, analyte, loinc)
+        issued = resource.issued
+        if issued is not UNSET and issued not in self._instants:
+            self._reader._instant(issued)
+            self._instants.add(issued)
+        effective_text = resource.effectiveDateTime
+        if effective_text is UNSET:
+            effective, date_only, no_date, day = self._reader.time_of(None, _given(issued))
+        else:
+            time = self._times.get(effective_text)
+            if time is None:
+                time = self._times[effective_text] = self._reader.time_of(effective_text, None)
+            effective, date_only, no_date, day = time
         source = ResourceRef(_OBSERVATION, resource_id, path, version)
-        if quantity is UNSET:
-            return reader.result(
-                day, analyte, loinc, status, source, effective, date_only, no_date, high
+        factor = shape.factor
+        if factor is not None and value is not None and effective is not None:
+            return OrdinaryRead(
+                day,
+                LabResult(
+                    analyte,
+                    loinc,
+                    factor.to_canonical(value if isinstance(value, float) else float(value)),
+                    shape.bound,
+                    effective,
+                    source,
+                    shape.high,
+                    shape.preliminary,
+                    f"{shape.prefix}{value}{shape.suffix}",
+                    date_only,
+                ),
             )
-        return reader.result(
-            day, analyte, loinc, status, source, effective, date_only, no_date, high,
-            quantity, _given(quantity.value), _given(quantity.comparator), code, text,
+        if quantity is UNSET:
+            return self._reader.result(
+                day, analyte, loinc, status, source, effective, date_only, no_date, shape.high
+            )
+        return self._reader.result(
+            day, analyte, loinc, status, source, effective, date_only, no_date, shape.high,
+            quantity, value, _given(quantity.comparator), shape.code, shape.text,
             _given(quantity.code),
         )  # fmt: skip
 
     def _shape(
-        self, resource: Any, analyte: Analyte
-    ) -> tuple[str | None, str | None, float | None]:
-        """Check the shared elements; return the UCUM code and unit text of the value, and the
-        reference range's upper limit (canonical)."""
+        self, resource: Any, ranges: bytes | None, analyte: Analyte, loinc: str
+    ) -> _Shape:
+        """Check the shared elements of a result (but its subject, checked on its own)."""
         reader = self._reader
-        reader._code(resource.status)
-        reader._concept(resource.code.as_json())
-        subject = resource.subject
-        if subject is not UNSET:
-            reader._reference(subject.as_json())
+        status = resource.status
+        reader._code(status)
+        reader._concept(_decoded(bytes(resource.code), CodeableConcept).as_json())
         quantity = resource.valueQuantity
+        comparator = None
         if quantity is UNSET:
             code = text = None
         else:
@@ -334,16 +424,49 @@ class _TypedReader:
                 reader._quantity(units)
             code = _given(quantity.code) if quantity.system == UCUM_SYSTEM else None
             text = _given(quantity.unit)
-        ranges = resource.referenceRange
+            comparator = _given(quantity.comparator)
         high = None
-        if ranges is not UNSET:
-            high = reader._reference_high(
-                [reference_range.as_json() for reference_range in ranges], analyte, code, text
-            )
-        return code, text, high
+        if ranges is not None:
+            high = reader._reference_high(list(self._range_json(ranges)), analyte, code, text)
+        factor = None
+        if (
+            quantity is not UNSET
+            and (status in _USABLE_STATUSES or status == _PRELIMINARY_STATUS)
+            and (comparator is None or comparator in _BOUNDS)
+            and not (code is None and text is None and quantity.code is not UNSET)
+        ):
+            factor = unit_factor(analyte, code, text)
+        unit = None if quantity is UNSET else (text or _given(quantity.code))
+        return _Shape(
+            analyte,
+            loinc,
+            code,
+            text,
+            high,
+            factor,
+            Bound.EXACT if comparator is None else _BOUNDS.get(comparator, Bound.EXACT),
+            status == _PRELIMINARY_STATUS,
+            comparator or "",
+            f" {unit or ''}".rstrip(),
+        )
 
-    def _meta_version(self, meta: Meta) -> str | None:
-        """`OrdinaryReader._meta_version` of the same element, as JSON."""
+    def _liver_test(self, code: bytes | None) -> tuple[Analyte, str] | None:
+        if code is None:
+            return None
+        return liver_test_code({"code": _decoded(code, CodeableConcept).as_json()})
+
+    def _range_json(self, ranges: bytes | None) -> tuple[dict[str, Any], ...]:
+        if ranges is None:
+            return ()
+        known = self._ranges.get(ranges)
+        if known is None:
+            decoded = _decoded(ranges, tuple[ReferenceRange, ...])
+            known = self._ranges[ranges] = tuple(part.as_json() for part in decoded)
+        return known
+
+    def _meta_version(self, meta_bytes: bytes) -> str | None:
+        """`OrdinaryReader._meta_version` of the element."""
+        meta: Meta = _decoded(meta_bytes, Meta)
         if meta.source is not UNSET or meta.profile is not UNSET or meta.tag is not UNSET or (
             meta.security is not UNSET
         ):
@@ -355,10 +478,8 @@ class _TypedReader:
             if updated is UNSET:
                 raise NotOrdinary  # an empty meta
             return None
-        if version not in self._versions:
-            if consumed._ID.fullmatch(version) is None:
-                raise NotOrdinary
-            self._versions.add(version)
+        if consumed._ID.fullmatch(version) is None:
+            raise NotOrdinary
         return version
 
 
@@ -366,23 +487,27 @@ _UNKNOWN: Any = object()
 _NO_UNITS = (UNSET, UNSET, UNSET, UNSET)
 
 
+def _finite_float(literal: str) -> float:
+    """`decode_float`, refusing a literal past the largest double (the general path names it)."""
+    number = decode_float(literal)
+    if math.isinf(number):
+        raise NotOrdinary
+    return number
+
+
+@cache
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(kind, float_hook=_finite_float)
+
+
+def _decoded(raw: bytes, kind: Any) -> Any:
+    """Decode a shared element kept as bytes into its structs; `NotOrdinary` if they refuse it."""
+    try:
+        return _decoder(kind).decode(raw)
+    except (msgspec.DecodeError, ValueError):
+        raise NotOrdinary from None
+
+
 def _given(value: Any) -> Any:
     """None for an absent element, as `dict.get` gives it."""
     return None if value is UNSET else value
-
-
-def _number_types(ranges: tuple[ReferenceRange, ...]) -> tuple[type | None, ...]:
-    """The types of the numbers in `ranges`: `1` and `1.0` (or `true`) are not the same JSON."""
-    if len(ranges) == 1:  # nearly always: one range, one high
-        (only,) = ranges
-        low, high = only.low, only.high
-        return (
-            None if low is UNSET else type(low.value),
-            None if high is UNSET else type(high.value),
-        )
-    types: list[type | None] = []
-    for reference_range in ranges:
-        for quantity in (reference_range.low, reference_range.high):
-            if quantity is not UNSET:
-                types.append(type(quantity.value))
-    return tuple(types)

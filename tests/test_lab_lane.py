@@ -182,6 +182,25 @@ ROWS: list[tuple[str, dict[str, Any], bool]] = [
     ("a number past the largest double", _request(_with(HISTORY, 0, valueQuantity={
         "value": DecimalLiteral("1e400")
     })), False),  # fmt: skip
+    # The shared elements (code, subject, reference range, meta) are kept as bytes and decoded
+    # once per distinct value: what they hold is checked all the same.
+    ("a reference range past the largest double", _request(_with(HISTORY, 0, referenceRange=[
+        {"high": {"value": DecimalLiteral("1e400"), "unit": "U/L"}}
+    ])), False),  # fmt: skip
+    ("a reference range given as an integer and as a decimal", _request(
+        _with(_with(HISTORY, 0, referenceRange=[{"high": {"value": 40}}]), 5,
+              referenceRange=[{"high": {"value": DecimalLiteral("40.0")}}])
+    ), True),  # fmt: skip
+    ("a null meta", _request(_with(HISTORY, 4, meta=None)), False),
+    ("a meta with an unknown key", _request(_with(HISTORY, 4, meta={"versionId": "1", "x": 1})),
+     False),  # fmt: skip
+    ("an id holding a line break", _request(_with(HISTORY, 6, id="obs\n6")), False),
+    ("a code with a null coding", _request(_with(HISTORY, 7, code={"coding": None})), False),
+    ("a non-liver Observation with an odd subject", _request([*HISTORY, {
+        "resourceType": "Observation", "id": "ldl", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "13457-7"}]},
+        "subject": {"reference": 5},
+    }]), False),  # fmt: skip
 ]
 
 

@@ -151,15 +151,16 @@ def check_lane(labs: TypedLabs, limits: RequestLimits | None) -> None:
     """Raise `LaneDeclined` when a limit would refuse (or have to measure) a lab Bundle entry."""
     if limits is None:
         return
-    if labs.entry_count > limits.max_bundle_entries:
+    if (
+        labs.entry_count > limits.max_bundle_entries
+        or labs.has_contained
+        or labs.most_ranges > limits.max_reference_ranges
+    ):
         raise LaneDeclined
-    for lab in labs.labs:
-        if lab.has_contained or lab.range_count > limits.max_reference_ranges:
-            raise LaneDeclined
 
 
 def check_lane_identity(labs: TypedLabs, identity: PatientIdentity) -> None:
     """Raise `LaneDeclined` unless every lab names the patient as `Patient/<patientId>`."""
     plain = identity.plain_reference
-    if plain is None or any(lab.subject_reference != plain for lab in labs.labs):
+    if plain is None or any(reference != plain for reference in labs.subject_references):
         raise LaneDeclined
