@@ -102,6 +102,11 @@ def charge_small_resource(path: str, resource: Mapping[str, Any]) -> bool:
     )
 
 
+def limits_in_force() -> bool:
+    """Return True inside `work_limits` (outside, charging a resource does nothing)."""
+    return _LIMITS.get() is not None
+
+
 def charge_typed_resource(path: str, resource: object) -> bool:
     """`charge_small_resource` for a resource decoded into typed structs (`_typed_labs`).
 

@@ -108,9 +108,10 @@ def _read_record(
             result = typed.result
             observations.append(
                 _Candidate(
-                    len(observations), None, result.analyte, result.loinc, known=typed, tried=True
+                    len(observations), None, result.analyte, result.loinc, known=typed,
+                    day=typed.day, tried=True,
                 )
-            )
+            )  # fmt: skip
     for item in items:
         resource_type = item.resource_type
         if resource_type == "Observation":
@@ -121,11 +122,13 @@ def _read_record(
                     test[0] in window.older_analytes
                 )
                 known = _one_walk(ordinary, item, *test) if eager else None
+                day = known.day if known is not None else effective_day(item.resource)
                 observations.append(
                     _Candidate(
-                        len(observations), item, *test, ordinary, known=known, tried=eager
+                        len(observations), item, *test, ordinary, known=known, day=day,
+                        tried=eager,
                     )
-                )
+                )  # fmt: skip
         elif resource_type == "Condition":
             reader.read_condition(item)
         elif resource_type == "MedicationRequest":
@@ -152,6 +155,7 @@ class _Candidate:
 
     `known` is set once the one-walk `reader` found it valid and read it; it is then never
     validated or read again. Those the window may skip unread are left for it to ask about.
+    `day` is `known.day`, or `effective_day` of the resource.
     """
 
     order: int
@@ -163,11 +167,6 @@ class _Candidate:
     day: date | None = None
     unvalidated: LabResult | UnusableResult | None = None  # `read()` before validation
     tried: bool = False  # the one-walk reader was asked
-
-    def __post_init__(self) -> None:
-        self.day = (
-            self.known.day if self.known is not None else effective_day(self.fhir_item.resource)
-        )
 
     @property
     def fhir_item(self) -> FhirItem:
@@ -267,6 +266,8 @@ class _RecordReader:
 
     def _read_observation(self, candidate: _Candidate) -> LabResult | UnusableResult:
         """Validate and read one liver-test Observation (once: later calls reuse the answer)."""
+        if candidate.known is not None:  # valid: the one-walk reader checked it
+            return candidate.known.result
         cached = self._observation_cache.get(candidate.order)
         if cached is not None:
             return cached
@@ -420,20 +421,22 @@ def _in_window(
         date.min if window.lookback is None else (min(anchors) - window.lookback - margin).date()
     )
     selectable: list[tuple[_Candidate, LabResult]] = []  # what `select_older` chooses from
+    selecting = window.select_older is not None
     for candidate in candidates:
-        if window.select_older is not None and _may_keep(candidate, window):
+        order, day = candidate.order, candidate.day
+        inside = day is None or day >= recent_start  # no readable day, or recent
+        if selecting and _may_keep(candidate, window):
             result = candidate.read()
             if isinstance(result, LabResult) and _keeps(window, result):
                 selectable.append((candidate, result))
-                if candidate.order not in chosen and not _is_inside(candidate, recent_start):
+                if order not in chosen and not inside:
                     continue  # older: kept only if chosen or invalid, below
-        if candidate.order in chosen:
+        if order in chosen:
             continue
-        if _is_inside(candidate, recent_start):
-            chosen[candidate.order] = candidate
-        elif candidate.day is not None and candidate.day >= older_start:
-            if _worth_keeping(candidate, window):
-                chosen[candidate.order] = candidate
+        if inside:
+            chosen[order] = candidate
+        elif day is not None and day >= older_start and _worth_keeping(candidate, window):
+            chosen[order] = candidate
     if window.select_older is not None and selectable:
 
         def is_valid(index: int) -> bool:
@@ -445,11 +448,6 @@ def _in_window(
             if index in selected or not is_valid(index):
                 chosen[candidate.order] = candidate
     return list(chosen.values())
-
-
-def _is_inside(candidate: _Candidate, recent_start: date) -> bool:
-    """Return True for a result with no readable day or one inside the recent window."""
-    return candidate.day is None or candidate.day >= recent_start
 
 
 def _keeps(window: ReadingWindow, result: LabResult) -> bool:

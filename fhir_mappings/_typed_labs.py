@@ -32,7 +32,7 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from fhir_mappings import _consumed as consumed
-from fhir_mappings._budget import charge_typed_resource
+from fhir_mappings._budget import charge_typed_resource, limits_in_force
 from fhir_mappings._observations import (
     _BOUNDS,
     _PRELIMINARY_STATUS,
@@ -266,6 +266,7 @@ class _TypedReader:
     and each shape of result (status, code, units, reference range) checked once."""
 
     __slots__ = (
+        "_charging",
         "_checked_subjects",
         "_codes",
         "_instants",
@@ -283,6 +284,7 @@ class _TypedReader:
 
     def __init__(self) -> None:
         self._reader = OrdinaryReader()
+        self._charging = limits_in_force()
         self._codes: dict[bytes | None, tuple[Analyte, str] | None] = {}
         self._shapes: dict[tuple[object, ...], _Shape] = {}
         self._metas: dict[bytes, str | None] = {}  # meta -> its version id
@@ -317,7 +319,7 @@ class _TypedReader:
         if resource.contained is not UNSET:
             self.has_contained = True
         if liver is not None:
-            if not charge_typed_resource(path, resource):
+            if self._charging and not charge_typed_resource(path, resource):
                 raise NotOrdinary
             self.reads.append(self._read(resource, path, code, ranges, *liver))
 

@@ -26,6 +26,13 @@ literal, or the shortest decimal that round-trips), so 120 U/L against 40 U/L is
 0.36 against 0.12 exactly 3× as well. A relative tolerance of 1e-9 lets unit-conversion noise
 (359.99999999999994 against 3 × 120) count as reaching a threshold: at a boundary the safer
 reading wins.
+
+Only a comparison near its boundary needs that arithmetic. A float is within a relative 2⁻⁵³ of
+the decimal it was written as (the literal's nearest double, or the double whose shortest
+decimal it is), and a product of two floats within another 2⁻⁵³ of its exact value; so a value
+below 0.999999 or above 1.000001 times the threshold, compared in floats, lies on the same side
+of the exact threshold, and the decimals are worked out only between those bounds
+(`_clearly_below`, `_clearly_above`). tests/rules/test_uln.py checks both ways agree.
 """
 
 from __future__ import annotations
@@ -76,15 +83,45 @@ def exact_multiple(assessed: AssessedResult) -> Decimal | None:
 
 def reaches_multiple(assessed: AssessedResult, multiple: float) -> bool:
     """Return True when the value is at least `multiple` times its ULN ("≥", policy 2)."""
-    if assessed.uln is None:
+    uln = assessed.uln
+    if uln is None:
         return False
-    threshold = _EXACT.multiply(exact(multiple), exact(assessed.uln))
-    return exact(assessed.result.value) >= _EXACT.multiply(threshold, _ALMOST_ONE)
+    value, threshold = assessed.result.value, multiple * uln
+    if _clearly_below(value, threshold):
+        return False
+    if _clearly_above(value, threshold):
+        return True
+    exact_threshold = _EXACT.multiply(exact(multiple), exact(uln))
+    return exact(value) >= _EXACT.multiply(exact_threshold, _ALMOST_ONE)
 
 
 def is_above_uln(assessed: AssessedResult) -> bool:
     """Return True when the value is strictly above its ULN (a value at the ULN is normal)."""
-    return assessed.uln is not None and exact(assessed.result.value) > exact(assessed.uln)
+    uln = assessed.uln
+    if uln is None:
+        return False
+    value = assessed.result.value
+    if _clearly_below(value, uln):
+        return False
+    if _clearly_above(value, uln):
+        return True
+    return exact(value) > exact(uln)
+
+
+# Far wider than the floats' error (a few 2⁻⁵³) and than the 1e-9 tolerance, far narrower than
+# any difference a clinician would see: a comparison within them is worked out in decimals.
+_BELOW = 0.999999
+_ABOVE = 1.000001
+
+
+def _clearly_below(value: float, threshold: float) -> bool:
+    """Return True when `value` is surely below a positive, finite `threshold` (floats)."""
+    return 0.0 < threshold < math.inf and value < threshold * _BELOW
+
+
+def _clearly_above(value: float, threshold: float) -> bool:
+    """Return True when `value` is surely above a positive, finite `threshold` (floats)."""
+    return 0.0 < threshold < math.inf and math.inf > value > threshold * _ABOVE
 
 
 def action_multiple(analyte: Analyte, config: RuleConfig) -> float | None:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from cds_service.rules.decision import AssessedResult
-from cds_service.rules.uln import assess_result, is_above_uln, reaches_multiple
+from cds_service.rules.uln import (
+    _ALMOST_ONE,
+    _EXACT,
+    assess_result,
+    exact,
+    is_above_uln,
+    reaches_multiple,
+)
+from fhir_mappings.decimals import DecimalLiteral
 from fhir_mappings.values import Bound, LabResult, UnusableReason, UnusableResult
 
 from .builders import LABEL, alp, alt, inr, tbili
@@ -117,3 +128,45 @@ def test_without_uln_nothing_is_reached_or_above() -> None:
 )
 def test_is_above_uln(value: float, above: bool) -> None:
     assert is_above_uln(AssessedResult(alt(value), 40.0)) is above
+
+
+def _decimal_reaches(value: float, uln: float, multiple: float) -> bool:
+    """Policy 2's "≥" worked out in decimals only, as before the float shortcut."""
+    threshold = _EXACT.multiply(exact(multiple), exact(uln))
+    return exact(value) >= _EXACT.multiply(threshold, _ALMOST_ONE)
+
+
+_MULTIPLES = st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0])
+_ULNS = st.one_of(
+    st.sampled_from([0.12, 1.2, 33.0, 40.0, 120.0]),
+    st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
+)
+
+
+@st.composite
+def _near_and_far(draw: st.DrawFn) -> tuple[float, float, float]:
+    """A value, ULN and multiple: the value often at the threshold, or within a hair of it."""
+    uln, multiple = draw(_ULNS), draw(_MULTIPLES)
+    threshold = multiple * uln
+    value = draw(
+        st.one_of(
+            st.just(threshold),
+            st.sampled_from([threshold * (1 + k * 1e-7) for k in (-20, -11, -10, -9, 9, 10, 11)]),
+            st.floats(min_value=threshold * 0.999, max_value=threshold * 1.001),
+            st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+            st.builds(DecimalLiteral, st.decimals(min_value=0, max_value=10_000, places=17).map(
+                lambda number: f"{number:.17f}"
+            )),
+        )
+    )  # fmt: skip
+    return value, uln, multiple
+
+
+@pytest.mark.slow  # hypothesis
+@given(_near_and_far())
+@hypothesis_settings(max_examples=300)
+def test_the_float_shortcut_answers_as_decimals_do(case: tuple[float, float, float]) -> None:
+    value, uln, multiple = case
+    assessed = AssessedResult(alt(value, uln=uln), uln)
+    assert reaches_multiple(assessed, multiple) is _decimal_reaches(value, uln, multiple)
+    assert is_above_uln(assessed) is (exact(value) > exact(uln))
