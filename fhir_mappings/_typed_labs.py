@@ -267,8 +267,10 @@ class _TypedReader:
 
     __slots__ = (
         "_charging",
+        "_checked_codes",
         "_checked_subjects",
         "_codes",
+        "_concepts",
         "_instants",
         "_metas",
         "_ranges",
@@ -288,7 +290,9 @@ class _TypedReader:
         self._codes: dict[bytes | None, tuple[Analyte, str] | None] = {}
         self._shapes: dict[tuple[object, ...], _Shape] = {}
         self._metas: dict[bytes, str | None] = {}  # meta -> its version id
-        self._ranges: dict[bytes, tuple[dict[str, Any], ...]] = {}  # referenceRange, as JSON
+        self._ranges: dict[bytes, list[dict[str, Any]]] = {}  # referenceRange, as JSON
+        self._concepts: dict[bytes, dict[str, Any]] = {}  # code, as JSON
+        self._checked_codes: set[bytes] = set()
         self._instants: set[str] = set()  # `issued` values checked
         self._times: dict[str, tuple[datetime | None, bool, str, date | None]] = {}
         self.subjects: dict[bytes | None, str | None] = {}  # subject -> its reference
@@ -307,11 +311,10 @@ class _TypedReader:
             liver = self._codes[code] = self._liver_test(code)
         subject = None if resource.subject is UNSET else bytes(resource.subject)
         if subject not in self.subjects:
-            self.subjects[subject] = (
-                None if subject is None else _given(_decoded(subject, Reference).reference)
-            )
+            reference = None if subject is None else _json(subject, Reference).get("reference")
+            self.subjects[subject] = reference
         if liver is not None and subject is not None and subject not in self._checked_subjects:
-            self._reader._reference(_decoded(subject, Reference).as_json())
+            self._reader._reference(_json(subject, Reference))
             self._checked_subjects.add(subject)
         ranges = None if resource.referenceRange is UNSET else bytes(resource.referenceRange)
         if ranges not in self.range_counts:
@@ -414,14 +417,20 @@ class _TypedReader:
         reader = self._reader
         status = resource.status
         reader._code(status)
-        reader._concept(_decoded(bytes(resource.code), CodeableConcept).as_json())
+        code_bytes = bytes(resource.code)
+        if code_bytes not in self._checked_codes:
+            reader._concept(self._concepts[code_bytes])
+            self._checked_codes.add(code_bytes)
         quantity = resource.valueQuantity
         comparator = None
         if quantity is UNSET:
             code = text = None
         else:
-            units = quantity.as_json()
-            units.pop("value", None)
+            units = {
+                name: part
+                for name in _UNIT_FIELDS
+                if (part := getattr(quantity, name)) is not UNSET
+            }
             if units:
                 reader._quantity(units)
             code = _given(quantity.code) if quantity.system == UCUM_SYSTEM else None
@@ -429,7 +438,7 @@ class _TypedReader:
             comparator = _given(quantity.comparator)
         high = None
         if ranges is not None:
-            high = reader._reference_high(list(self._range_json(ranges)), analyte, code, text)
+            high = reader._reference_high(self._range_json(ranges), analyte, code, text)
         factor = None
         if (
             quantity is not UNSET
@@ -455,15 +464,15 @@ class _TypedReader:
     def _liver_test(self, code: bytes | None) -> tuple[Analyte, str] | None:
         if code is None:
             return None
-        return liver_test_code({"code": _decoded(code, CodeableConcept).as_json()})
+        concept = self._concepts[code] = _json(code, CodeableConcept)
+        return liver_test_code({"code": concept})
 
-    def _range_json(self, ranges: bytes | None) -> tuple[dict[str, Any], ...]:
+    def _range_json(self, ranges: bytes | None) -> list[dict[str, Any]]:
         if ranges is None:
-            return ()
+            return []
         known = self._ranges.get(ranges)
         if known is None:
-            decoded = _decoded(ranges, tuple[ReferenceRange, ...])
-            known = self._ranges[ranges] = tuple(part.as_json() for part in decoded)
+            known = self._ranges[ranges] = _json(ranges, tuple[ReferenceRange, ...])
         return known
 
     def _meta_version(self, meta_bytes: bytes) -> str | None:
@@ -507,6 +516,24 @@ def _decoded(raw: bytes, kind: Any) -> Any:
     try:
         return _decoder(kind).decode(raw)
     except (msgspec.DecodeError, ValueError):
+        raise NotOrdinary from None
+
+
+_UNIT_FIELDS = ("comparator", "unit", "system", "code")
+# The JSON of a shared element, as the request's dict decoder gives it
+_JSON_DECODER = msgspec.json.Decoder(float_hook=_finite_float)
+
+
+def _json(raw: bytes, kind: Any) -> Any:
+    """The JSON of a shared element kept as bytes, once its structs (`kind`) accept it.
+
+    The structs check every JSON type, and refuse any key they do not define, so the JSON
+    holds what their `as_json` would give, decoded in C.
+    """
+    _decoded(raw, kind)
+    try:
+        return _JSON_DECODER.decode(raw)
+    except (msgspec.DecodeError, ValueError):  # pragma: no cover - the structs decoded it
         raise NotOrdinary from None
 
 
