@@ -76,7 +76,7 @@ _RANGE_KEYS = frozenset({"low", "high", "type", "appliesTo", "text"})
 _list_of_concepts = consumed._list_of(consumed._codeable_concept)
 
 
-class OrdinaryRead(Struct, frozen=True):
+class OrdinaryRead(Struct, frozen=True, gc=False):
     """A valid liver-test Observation read in one walk: its cheap day and its result.
 
     `day` is what `_observations.effective_day` gives; `result` what `read_lab_result` gives.

@@ -206,7 +206,7 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
     looked at for one (a null is never valid, and the general path names it).
     """
     entries = () if bundle.entry is UNSET else bundle.entry
-    reader = _TypedReader()
+    reader = _TypedReader(f"{path}.entry")
     read = reader.read
     for index, entry in enumerate(entries):
         resource = entry.resource
@@ -215,7 +215,7 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
         if may_hold_null and _holds_null(resource):
             return None
         try:
-            read(resource, f"{path}.entry[{index}].resource")
+            read(resource, index)
         except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
             return None
     if reader.ids and not _valid_ids(reader.ids):
@@ -271,6 +271,7 @@ class _TypedReader:
         "_checked_subjects",
         "_codes",
         "_concepts",
+        "_entries_path",
         "_instants",
         "_metas",
         "_ranges",
@@ -284,7 +285,8 @@ class _TypedReader:
         "subjects",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, entries_path: str) -> None:
+        self._entries_path = entries_path
         self._reader = OrdinaryReader()
         self._charging = limits_in_force()
         self._codes: dict[bytes | None, tuple[Analyte, str] | None] = {}
@@ -302,9 +304,9 @@ class _TypedReader:
         self.ids: list[str] = []  # of the liver tests, checked together
         self.reads: list[OrdinaryRead] = []
 
-    def read(self, resource: Any, path: str) -> None:
-        """Read an Observation (a liver test) or note what the limits ask of it; raise
-        `NotOrdinary` for one the general path must read."""
+    def read(self, resource: Any, index: int) -> None:
+        """Read the `index`-th entry's Observation (a liver test) or note what the limits ask of
+        it; raise `NotOrdinary` for one the general path must read."""
         code = None if resource.code is UNSET else bytes(resource.code)
         liver = self._codes.get(code, _UNKNOWN)
         if liver is _UNKNOWN:
@@ -322,6 +324,7 @@ class _TypedReader:
         if resource.contained is not UNSET:
             self.has_contained = True
         if liver is not None:
+            path = f"{self._entries_path}[{index}].resource"
             if self._charging and not charge_typed_resource(path, resource):
                 raise NotOrdinary
             self.reads.append(self._read(resource, path, code, ranges, *liver))

@@ -62,7 +62,9 @@ class Bound(StrEnum):
     AT_MOST = "<="  # `<` or `<=`: the true value is at most the reported one
 
 
-class ResourceRef(Struct, frozen=True):
+# The values read from each result (a long history holds thousands) hold only strings, numbers,
+# enums, times and one another, never a cycle: the garbage collector need not track them.
+class ResourceRef(Struct, frozen=True, gc=False):
     """Where a value came from: resource type, id, version and dotted path in the request."""
 
     resource_type: str
@@ -76,7 +78,7 @@ class ResourceRef(Struct, frozen=True):
         return f"{self.resource_type}/{self.id}" if self.id else None
 
 
-class LabResult(Struct, frozen=True):
+class LabResult(Struct, frozen=True, gc=False):
     """One usable liver test result, normalised to its analyte's canonical unit.
 
     `reference_high` is the Observation's own `referenceRange.high` converted to the canonical
@@ -115,7 +117,7 @@ class UnusableReason(StrEnum):
     UNATTRIBUTED = "unattributed"  # no subject: cannot be told to be this patient's (policy 15)
 
 
-class UnusableResult(Struct, frozen=True):
+class UnusableResult(Struct, frozen=True, gc=False):
     """A liver test result the service will not guess at, with a plain-language reason."""
 
     analyte: Analyte
