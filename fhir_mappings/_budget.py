@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ __all__ = [
     "WorkLimitExceeded",
     "charge_resource",
     "charge_small_resource",
-    "charge_typed_resource",
+    "charge_typed_resources",
     "work_limits",
 ]
 
@@ -102,29 +102,25 @@ def charge_small_resource(path: str, resource: Mapping[str, Any]) -> bool:
     )
 
 
-def limits_in_force() -> bool:
-    """Return True inside `work_limits` (outside, charging a resource does nothing)."""
-    return _LIMITS.get() is not None
+def charge_typed_resources(path: str, resources: Iterable[object]) -> bool:
+    """`charge_small_resource` for resources decoded into typed structs (`_typed_labs`), at once.
 
-
-def charge_typed_resource(path: str, resource: object) -> bool:
-    """`charge_small_resource` for a resource decoded into typed structs (`_typed_labs`).
-
-    Under limits, the structs are encoded to measure them. Their raw parts are kept as sent,
-    and a number written shorter than its float (`1e2`) would be re-encoded longer, so twice
-    the margin of a decoded resource is kept: True only for a resource surely within the size
-    limit; otherwise the caller lets the general path charge it in full.
+    Under limits, the structs are encoded to measure them, all in one pass in C, and the CPU
+    clock is read before and after. Their raw parts are kept as sent, and a number written
+    shorter than its float (`1e2`) would be re-encoded longer, so twice the margin of a decoded
+    resource is kept: True only when every resource is surely within the size limit; otherwise
+    the caller lets the general path charge them one by one.
     """
     limits = _LIMITS.get()
     if limits is None:
         return True
-    if next(limits.small) % _CLOCK_EVERY_SMALL == 0:
-        _charge_cpu(path, limits)
+    _charge_cpu(path, limits)
     try:
-        length = len(_ENCODER.encode(resource))
+        longest = max(map(len, map(_ENCODER.encode, resources)), default=0)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
         return False
-    return length * 2 * _DUMPS_PER_ENCODED_BYTE <= limits.max_resource_bytes
+    _charge_cpu(path, limits)
+    return longest * 2 * _DUMPS_PER_ENCODED_BYTE <= limits.max_resource_bytes
 
 
 def _charge_cpu(path: str, limits: _Limits) -> None:

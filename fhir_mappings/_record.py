@@ -106,10 +106,12 @@ def _read_record(
     if typed_labs is not None:
         for typed in typed_labs.reads:
             result = typed.result
+            # Positional (a long history makes thousands): no item, no reader, `known` and its
+            # day, nothing unvalidated, tried.
             observations.append(
                 _Candidate(
-                    len(observations), None, result.analyte, result.loinc, known=typed,
-                    day=typed.day, tried=True,
+                    len(observations), None, result.analyte, result.loinc, None, typed, typed.day,
+                    None, True,
                 )
             )  # fmt: skip
     for item in items:

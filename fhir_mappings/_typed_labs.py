@@ -32,7 +32,7 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from fhir_mappings import _consumed as consumed
-from fhir_mappings._budget import charge_typed_resource, limits_in_force
+from fhir_mappings._budget import charge_typed_resources
 from fhir_mappings._observations import (
     _BOUNDS,
     _PRELIMINARY_STATUS,
@@ -206,18 +206,15 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
     looked at for one (a null is never valid, and the general path names it).
     """
     entries = () if bundle.entry is UNSET else bundle.entry
+    # Each entry measured whole: a little more than its resource, so never less safe.
+    if not charge_typed_resources(f"{path}.entry", entries):
+        return None
     reader = _TypedReader(f"{path}.entry")
-    read = reader.read
-    for index, entry in enumerate(entries):
-        resource = entry.resource
-        if resource is UNSET:
-            continue
-        if may_hold_null and _holds_null(resource):
+    try:
+        if not reader.read(entries, may_hold_null=may_hold_null):
             return None
-        try:
-            read(resource, index)
-        except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
-            return None
+    except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
+        return None
     if reader.ids and not _valid_ids(reader.ids):
         return None
     return TypedLabs(
@@ -266,7 +263,6 @@ class _TypedReader:
     and each shape of result (status, code, units, reference range) checked once."""
 
     __slots__ = (
-        "_charging",
         "_checked_codes",
         "_checked_subjects",
         "_codes",
@@ -288,7 +284,6 @@ class _TypedReader:
     def __init__(self, entries_path: str) -> None:
         self._entries_path = entries_path
         self._reader = OrdinaryReader()
-        self._charging = limits_in_force()
         self._codes: dict[bytes | None, tuple[Analyte, str] | None] = {}
         self._shapes: dict[tuple[object, ...], _Shape] = {}
         self._metas: dict[bytes, str | None] = {}  # meta -> its version id
@@ -304,114 +299,133 @@ class _TypedReader:
         self.ids: list[str] = []  # of the liver tests, checked together
         self.reads: list[OrdinaryRead] = []
 
-    def read(self, resource: Any, index: int) -> None:
-        """Read the `index`-th entry's Observation (a liver test) or note what the limits ask of
-        it; raise `NotOrdinary` for one the general path must read."""
-        code = None if resource.code is UNSET else bytes(resource.code)
-        liver = self._codes.get(code, _UNKNOWN)
-        if liver is _UNKNOWN:
-            liver = self._codes[code] = self._liver_test(code)
-        subject = None if resource.subject is UNSET else bytes(resource.subject)
-        if subject not in self.subjects:
-            reference = None if subject is None else _json(subject, Reference).get("reference")
-            self.subjects[subject] = reference
-        if liver is not None and subject is not None and subject not in self._checked_subjects:
-            self._reader._reference(_json(subject, Reference))
-            self._checked_subjects.add(subject)
-        ranges = None if resource.referenceRange is UNSET else bytes(resource.referenceRange)
-        if ranges not in self.range_counts:
-            self.range_counts[ranges] = len(self._range_json(ranges))
-        if resource.contained is not UNSET:
-            self.has_contained = True
-        if liver is not None:
-            path = f"{self._entries_path}[{index}].resource"
-            if self._charging and not charge_typed_resource(path, resource):
-                raise NotOrdinary
-            self.reads.append(self._read(resource, path, code, ranges, *liver))
+    def read(self, entries: tuple[BundleEntry, ...], *, may_hold_null: bool) -> bool:
+        """Read each entry's Observation (a liver test) or note what the limits ask of it;
+        False (or `NotOrdinary`): one the general path must read.
 
-    def _read(
-        self,
-        resource: Any,
-        path: str,
-        code: bytes | None,
-        ranges: bytes | None,
-        analyte: Analyte,
-        loinc: str,
-    ) -> OrdinaryRead:
-        status = resource.status
-        if status is UNSET:
-            raise NotOrdinary
-        resource_id = resource.id
-        if resource_id is UNSET:
-            resource_id = None
-        else:
-            self.ids.append(resource_id)
-        meta = resource.meta
-        if meta is UNSET:
-            version = None
-        else:
-            meta_bytes = bytes(meta)
-            version = self._metas.get(meta_bytes, _UNKNOWN)
-            if version is _UNKNOWN:
-                version = self._metas[meta_bytes] = self._meta_version(meta_bytes)
-        quantity = resource.valueQuantity
-        if quantity is UNSET:
-            units = None
-            value = None
-        else:
-            units = (quantity.comparator, quantity.unit, quantity.system, quantity.code)
-            value = quantity.value
-            if value is UNSET:
-                if units == _NO_UNITS:
-                    raise NotOrdinary  # an empty valueQuantity
-                value = None
-            elif type(value) is not int and (
-                not isinstance(value, float) or not math.isfinite(value)
-            ):
+        One loop with its lookups held in locals: a long history runs it thousands of times.
+        """
+        reader = self._reader
+        codes, subjects, range_counts = self._codes, self.subjects, self.range_counts
+        checked_subjects, metas, shapes = self._checked_subjects, self._metas, self._shapes
+        instants, times, entries_path = self._instants, self._times, self._entries_path
+        add_id, add_read = self.ids.append, self.reads.append
+        for index, entry in enumerate(entries):
+            resource = entry.resource
+            if resource is UNSET:
+                continue
+            if may_hold_null and _holds_null(resource):
+                return False
+            # What the limits and the identity check ask of every Observation
+            code = None if resource.code is UNSET else bytes(resource.code)
+            liver = codes.get(code, _UNKNOWN)
+            if liver is _UNKNOWN:
+                liver = codes[code] = self._liver_test(code)
+            subject = None if resource.subject is UNSET else bytes(resource.subject)
+            if subject not in subjects:
+                subjects[subject] = (
+                    None if subject is None else _json(subject, Reference).get("reference")
+                )
+            ranges = None if resource.referenceRange is UNSET else bytes(resource.referenceRange)
+            if ranges not in range_counts:
+                range_counts[ranges] = len(self._range_json(ranges))
+            if resource.contained is not UNSET:
+                self.has_contained = True
+            if liver is None:
+                continue
+            # A liver test: read as `OrdinaryReader.read` reads it
+            analyte, loinc = liver
+            if subject is not None and subject not in checked_subjects:
+                reader._reference(_json(subject, Reference))
+                checked_subjects.add(subject)
+            status = resource.status
+            if status is UNSET:
                 raise NotOrdinary
-        key = (status, code, units, ranges)
-        shape = self._shapes.get(key)
-        if shape is None:
-            shape = self._shapes[key] = self._shape(resource, ranges, analyte, loinc)
-        issued = resource.issued
-        if issued is not UNSET and issued not in self._instants:
-            self._reader._instant(issued)
-            self._instants.add(issued)
-        effective_text = resource.effectiveDateTime
-        if effective_text is UNSET:
-            effective, date_only, no_date, day = self._reader.time_of(None, _given(issued))
-        else:
-            time = self._times.get(effective_text)
-            if time is None:
-                time = self._times[effective_text] = self._reader.time_of(effective_text, None)
-            effective, date_only, no_date, day = time
-        source = ResourceRef(_OBSERVATION, resource_id, path, version)
-        factor = shape.factor
-        if factor is not None and value is not None and effective is not None:
-            return OrdinaryRead(
-                day,
-                LabResult(
-                    analyte,
-                    loinc,
-                    factor.to_canonical(value if isinstance(value, float) else float(value)),
-                    shape.bound,
-                    effective,
-                    source,
-                    shape.high,
-                    shape.preliminary,
-                    f"{shape.prefix}{value}{shape.suffix}",
-                    date_only,
-                ),
+            resource_id = resource.id
+            if resource_id is UNSET:
+                resource_id = None
+            else:
+                add_id(resource_id)
+            meta = resource.meta
+            if meta is UNSET:
+                version = None
+            else:
+                meta_bytes = bytes(meta)
+                version = metas.get(meta_bytes, _UNKNOWN)
+                if version is _UNKNOWN:
+                    version = metas[meta_bytes] = self._meta_version(meta_bytes)
+            quantity = resource.valueQuantity
+            if quantity is UNSET:
+                units = None
+                value = None
+            else:
+                units = (quantity.comparator, quantity.unit, quantity.system, quantity.code)
+                value = quantity.value
+                if value is UNSET:
+                    if units == _NO_UNITS:
+                        raise NotOrdinary  # an empty valueQuantity
+                    value = None
+                elif type(value) is not int and (
+                    not isinstance(value, float) or not math.isfinite(value)
+                ):
+                    raise NotOrdinary
+            key = (status, code, units, ranges)
+            shape = shapes.get(key)
+            if shape is None:
+                shape = shapes[key] = self._shape(resource, ranges, analyte, loinc)
+            issued = resource.issued
+            if issued is not UNSET and issued not in instants:
+                reader._instant(issued)
+                instants.add(issued)
+            effective_text = resource.effectiveDateTime
+            if effective_text is UNSET:
+                effective, date_only, no_date, day = reader.time_of(None, _given(issued))
+            else:
+                time = times.get(effective_text)
+                if time is None:
+                    time = times[effective_text] = reader.time_of(effective_text, None)
+                effective, date_only, no_date, day = time
+            source = ResourceRef(
+                _OBSERVATION, resource_id, f"{entries_path}[{index}].resource", version
             )
-        if quantity is UNSET:
-            return self._reader.result(
-                day, analyte, loinc, status, source, effective, date_only, no_date, shape.high
-            )
-        return self._reader.result(
-            day, analyte, loinc, status, source, effective, date_only, no_date, shape.high,
-            quantity, value, _given(quantity.comparator), shape.code, shape.text,
-            _given(quantity.code),
-        )  # fmt: skip
+            factor = shape.factor
+            if factor is not None and value is not None and effective is not None:
+                # The usual result: its shape says everything but the value and the time.
+                add_read(
+                    OrdinaryRead(
+                        day,
+                        LabResult(
+                            analyte,
+                            loinc,
+                            factor.to_canonical(
+                                value if isinstance(value, float) else float(value)
+                            ),
+                            shape.bound,
+                            effective,
+                            source,
+                            shape.high,
+                            shape.preliminary,
+                            f"{shape.prefix}{value}{shape.suffix}",
+                            date_only,
+                        ),
+                    )
+                )
+            elif quantity is UNSET:
+                add_read(
+                    reader.result(
+                        day, analyte, loinc, status, source, effective, date_only, no_date,
+                        shape.high,
+                    )
+                )  # fmt: skip
+            else:
+                add_read(
+                    reader.result(
+                        day, analyte, loinc, status, source, effective, date_only, no_date,
+                        shape.high, quantity, value, _given(quantity.comparator), shape.code,
+                        shape.text, _given(quantity.code),
+                    )
+                )  # fmt: skip
+        return True
 
     def _shape(
         self, resource: Any, ranges: bytes | None, analyte: Analyte, loinc: str
