@@ -27,8 +27,9 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -225,17 +226,41 @@ def http(seconds: float, workers: int, threads: int) -> list[dict[str, Any]]:
         ),
     }
     env = dict(BASE_ENV)
-    for name, (template, probe) in servers.items():
-        port = _free_port()
-        command = [part.replace("{port}", str(port)) for part in template]
-        with _server(command, port, probe, env):
+    with ExitStack() as running:
+        ports: dict[str, int] = {}
+        for name, (template, probe) in servers.items():
+            port = ports[name] = _free_port()
+            command = [part.replace("{port}", str(port)) for part in template]
+            running.enter_context(_server(command, port, probe, env))
             run_load("127.0.0.1", port, path, body, concurrency=4, seconds=1)  # warm up
-            for concurrency in (1, 16, 64):
-                result = run_load(
-                    "127.0.0.1", port, path, body, concurrency=concurrency, seconds=seconds
-                )
-                rows.append(_load_row(name, result))
+        for concurrency in (1, 16, 64):
+            # Both servers are up; each is loaded in turn, in short rounds, so a shared VM's
+            # drift over seconds falls on both alike (one is idle while the other is loaded).
+            parts: dict[str, list[LoadResult]] = {name: [] for name in servers}
+            for _ in range(_HTTP_ROUNDS):
+                for name, port in ports.items():
+                    parts[name].append(
+                        run_load(
+                            "127.0.0.1", port, path, body, concurrency=concurrency,
+                            seconds=seconds / _HTTP_ROUNDS,
+                        )
+                    )  # fmt: skip
+            rows += [_load_row(name, _pooled(parts[name])) for name in servers]
     return rows
+
+
+_HTTP_ROUNDS = 4
+
+
+def _pooled(results: list[LoadResult]) -> LoadResult:
+    """The rounds of one server at one concurrency, as one run."""
+    return LoadResult(
+        concurrency=results[0].concurrency,
+        requests=sum(result.requests for result in results),
+        errors=sum(result.errors for result in results),
+        seconds=sum(result.seconds for result in results),
+        latencies_ms=tuple(chain.from_iterable(result.latencies_ms for result in results)),
+    )
 
 
 def _load_row(name: str, result: LoadResult) -> dict[str, Any]:
