@@ -399,12 +399,20 @@ class OrdinaryReader:
             if match is None or (text[8:10] > "28" and not consumed._calendar_day(match)):
                 raise NotOrdinary
         # `issued` was checked as an instant already.
+        return self.parsed_time(text, name)
+
+    def parsed_time(self, text: str, name: str) -> tuple[datetime | None, bool, str, date | None]:
+        """`_effective` of a time whose pattern is checked apart (`_typed_labs`: all at once).
+
+        `NotOrdinary` for one Python cannot read (past year 9999 in UTC, a leap second, or
+        text the pattern refuses too).
+        """
         if len(text) < 10:  # a year or a year and month
             return None, False, f"{name} '{text}': date has less than day precision", None
-        day = date.fromisoformat(text[:10])
-        if len(text) == 10:
-            return datetime(day.year, day.month, day.day, tzinfo=UTC), True, "", day
         try:
+            day = date.fromisoformat(text[:10])
+            if len(text) == 10:
+                return datetime(day.year, day.month, day.day, tzinfo=UTC), True, "", day
             moment = datetime.fromisoformat(text).astimezone(UTC)
         except (ValueError, OverflowError):  # past year 9999 in UTC: the general path says so
             raise NotOrdinary from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from datetime import date, datetime
 from functools import cache
 from typing import Any, Literal
@@ -215,7 +216,11 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
             return None
     except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
         return None
-    if reader.ids and not _valid_ids(reader.ids):
+    if not (
+        _valid_ids(reader.ids)
+        and _valid_instants(reader.instants)
+        and _valid_times(reader.effective_times.keys())
+    ):
         return None
     return TypedLabs(
         len(entries),
@@ -230,15 +235,50 @@ def _holds_null(resource: Any) -> bool:
     return any(getattr(resource, name) == _NULL for name in _RAW_FIELDS)
 
 
-# Every id of a Bundle's liver tests checked in one pass, joined by line breaks: no valid id
-# holds one, and an id that does is caught by the count.
+# Every id (and meta.versionId) of a Bundle's liver tests checked in one pass, joined by line
+# breaks: no valid id holds one, and an id that does is caught by the count.
 _IDS = re.compile(rf"(?:{consumed._ID.pattern}\n)*{consumed._ID.pattern}")
 assert consumed._ID.fullmatch("\n") is None, "a valid id holds no line break"
 
 
 def _valid_ids(ids: list[str]) -> bool:
-    joined = "\n".join(ids)
-    return joined.count("\n") == len(ids) - 1 and _IDS.fullmatch(joined) is not None
+    return _all_match(_IDS, ids)
+
+
+# Every `issued` and `lastUpdated` of a Bundle's liver tests, the same way; a day past the
+# 28th is then looked up in the calendar, as `OrdinaryReader._instant` does.
+_INSTANTS = re.compile(rf"(?:{consumed._INSTANT.pattern}\n)*{consumed._INSTANT.pattern}")
+assert consumed._INSTANT.fullmatch("\n") is None, "a valid instant holds no line break"
+
+
+def _valid_instants(instants: set[str]) -> bool:
+    return _all_match(_INSTANTS, instants) and all(
+        (match := consumed._INSTANT.fullmatch(text)) is not None and consumed._calendar_day(match)
+        for text in instants
+        if text[8:10] > "28"
+    )
+
+
+# Every effectiveDateTime, the same way (a date, or a date and time with its zone)
+_TIMES = re.compile(rf"(?:{consumed._DATE_TIME.pattern}\n)*{consumed._DATE_TIME.pattern}")
+assert consumed._DATE_TIME.fullmatch("\n") is None, "a valid dateTime holds no line break"
+
+
+def _valid_times(texts: Collection[str]) -> bool:
+    return _all_match(_TIMES, texts) and all(
+        (match := consumed._DATE_TIME.fullmatch(text)) is not None
+        and consumed._calendar_day(match)
+        for text in texts
+        if text[8:10] > "28"
+    )
+
+
+def _all_match(pattern: re.Pattern[str], texts: Collection[str]) -> bool:
+    """Return True when each of `texts` matches `pattern` (a pattern without line breaks)."""
+    if not texts:
+        return True
+    joined = "\n".join(texts)
+    return joined.count("\n") == len(texts) - 1 and pattern.fullmatch(joined) is not None
 
 
 class _Shape(Struct, frozen=True, gc=False):
@@ -268,14 +308,14 @@ class _TypedReader:
         "_codes",
         "_concepts",
         "_entries_path",
-        "_instants",
         "_metas",
         "_ranges",
         "_reader",
         "_shapes",
-        "_times",
+        "effective_times",
         "has_contained",
         "ids",
+        "instants",
         "range_counts",
         "reads",
         "subjects",
@@ -290,13 +330,15 @@ class _TypedReader:
         self._ranges: dict[bytes, list[dict[str, Any]]] = {}  # referenceRange, as JSON
         self._concepts: dict[bytes, dict[str, Any]] = {}  # code, as JSON
         self._checked_codes: set[bytes] = set()
-        self._instants: set[str] = set()  # `issued` values checked
-        self._times: dict[str, tuple[datetime | None, bool, str, date | None]] = {}
+        self.instants: set[str] = set()  # `issued` and `lastUpdated`, checked together
+        # effectiveDateTime -> what `OrdinaryReader.time_of` gives for it; its keys are checked
+        # together, at the end
+        self.effective_times: dict[str, tuple[datetime | None, bool, str, date | None]] = {}
         self.subjects: dict[bytes | None, str | None] = {}  # subject -> its reference
         self._checked_subjects: set[bytes] = set()  # the subjects of liver tests, checked
         self.range_counts: dict[bytes | None, int] = {None: 0}
         self.has_contained = False
-        self.ids: list[str] = []  # of the liver tests, checked together
+        self.ids: list[str] = []  # ids and version ids of the liver tests, checked together
         self.reads: list[OrdinaryRead] = []
 
     def read(self, entries: tuple[BundleEntry, ...], *, may_hold_null: bool) -> bool:
@@ -308,7 +350,7 @@ class _TypedReader:
         reader = self._reader
         codes, subjects, range_counts = self._codes, self.subjects, self.range_counts
         checked_subjects, metas, shapes = self._checked_subjects, self._metas, self._shapes
-        instants, times, entries_path = self._instants, self._times, self._entries_path
+        instants, times, entries_path = self.instants, self.effective_times, self._entries_path
         add_id, add_read = self.ids.append, self.reads.append
         for index, entry in enumerate(entries):
             resource = entry.resource
@@ -374,16 +416,19 @@ class _TypedReader:
             if shape is None:
                 shape = shapes[key] = self._shape(resource, ranges, analyte, loinc)
             issued = resource.issued
-            if issued is not UNSET and issued not in instants:
-                reader._instant(issued)
+            if issued is not UNSET:
                 instants.add(issued)
             effective_text = resource.effectiveDateTime
             if effective_text is UNSET:
+                if issued is not UNSET:
+                    reader._instant(issued)  # now: it is the time, and read as one
                 effective, date_only, no_date, day = reader.time_of(None, _given(issued))
             else:
                 time = times.get(effective_text)
-                if time is None:
-                    time = times[effective_text] = reader.time_of(effective_text, None)
+                if time is None:  # its pattern is checked with the others (`_valid_times`)
+                    time = times[effective_text] = reader.parsed_time(
+                        effective_text, "effectiveDateTime"
+                    )
                 effective, date_only, no_date, day = time
             source = ResourceRef(
                 _OBSERVATION, resource_id, f"{entries_path}[{index}].resource", version
@@ -500,14 +545,13 @@ class _TypedReader:
         ):
             return self._reader._meta_version(meta.as_json())
         version, updated = meta.versionId, meta.lastUpdated
-        if updated is not UNSET:
-            self._reader._instant(updated)
+        if isinstance(updated, str):
+            self.instants.add(updated)
         if not isinstance(version, str):  # absent
             if updated is UNSET:
                 raise NotOrdinary  # an empty meta
             return None
-        if consumed._ID.fullmatch(version) is None:
-            raise NotOrdinary
+        self.ids.append(version)  # an id's pattern, checked with the ids
         return version
 
 

@@ -195,6 +195,34 @@ ROWS: list[tuple[str, dict[str, Any], bool]] = [
     ("a meta with an unknown key", _request(_with(HISTORY, 4, meta={"versionId": "1", "x": 1})),
      False),  # fmt: skip
     ("an id holding a line break", _request(_with(HISTORY, 6, id="obs\n6")), False),
+    # ids, version ids and instants are checked together, in one pass each
+    ("a version id that is not an id", _request(_with(HISTORY, 6, meta={"versionId": "a b"})),
+     False),  # fmt: skip
+    ("a lastUpdated on 30 February", _request(_with(HISTORY, 6, meta={
+        "lastUpdated": "2026-02-30T12:00:00Z"
+    })), False),  # fmt: skip
+    ("an issued holding a line break", _request(_with(HISTORY, 6, issued="2026-01-05T12:00:00Z\n")),
+     False),  # fmt: skip
+    ("an issued on 31 April", _request(_with(HISTORY, 6, issued="2026-04-31T12:00:00Z")), False),
+    ("an issued on 31 March", _request(_with(HISTORY, 6, issued="2026-03-31T12:00:00Z")), True),
+    ("issued as the time", _request(_with(HISTORY, 6, effectiveDateTime=DROP)), True),
+    ("an effectiveDateTime on 29 February 2025", _request(
+        _with(HISTORY, 6, effectiveDateTime="2025-02-29")
+    ), False),  # fmt: skip
+    ("an effectiveDateTime on 29 February 2024", _request(
+        _with(HISTORY, 6, effectiveDateTime="2024-02-29T08:00:00+01:00")
+    ), True),  # fmt: skip
+    ("an effectiveDateTime holding a line break", _request(
+        _with(HISTORY, 6, effectiveDateTime="2026-01-05\n")
+    ), False),  # fmt: skip
+    ("an effectiveDateTime of a year", _request(_with(HISTORY, 6, effectiveDateTime="2025")),
+     True),  # fmt: skip
+    ("an effectiveDateTime that is not a date", _request(
+        _with(HISTORY, 6, effectiveDateTime="2026-1-5")
+    ), False),  # fmt: skip
+    ("an invalid issued as the time", _request(
+        _with(HISTORY, 6, effectiveDateTime=DROP, issued="2026-13-01T00:00:00Z")
+    ), False),  # fmt: skip
     ("a code with a null coding", _request(_with(HISTORY, 7, code={"coding": None})), False),
     ("a non-liver Observation with an odd subject", _request([*HISTORY, {
         "resourceType": "Observation", "id": "ldl", "status": "final",
