@@ -424,12 +424,15 @@ def _in_window(
     )
     selectable: list[tuple[_Candidate, LabResult]] = []  # what `select_older` chooses from
     selecting = window.select_older is not None
+    older_analytes, keep_older = window.older_analytes, window.keep_older
     for candidate in candidates:
         order, day = candidate.order, candidate.day
         inside = day is None or day >= recent_start  # no readable day, or recent
-        if selecting and _may_keep(candidate, window):
+        # `keep_older` may accept the candidate's analyte
+        may_keep = older_analytes is None or candidate.analyte in older_analytes
+        if selecting and may_keep:
             result = candidate.read()
-            if isinstance(result, LabResult) and _keeps(window, result):
+            if isinstance(result, LabResult) and (keep_older is None or keep_older(result)):
                 selectable.append((candidate, result))
                 if order not in chosen and not inside:
                     continue  # older: kept only if chosen or invalid, below
@@ -437,7 +440,7 @@ def _in_window(
             continue
         if inside:
             chosen[order] = candidate
-        elif day is not None and day >= older_start and _worth_keeping(candidate, window):
+        elif day is not None and day >= older_start and _worth_keeping(candidate, window, may_keep):
             chosen[order] = candidate
     if window.select_older is not None and selectable:
 
@@ -452,21 +455,14 @@ def _in_window(
     return list(chosen.values())
 
 
-def _keeps(window: ReadingWindow, result: LabResult) -> bool:
-    """Return True when `keep_older` accepts the result (every one without it)."""
-    return window.keep_older is None or window.keep_older(result)
+def _worth_keeping(candidate: _Candidate, window: ReadingWindow, may_keep: bool) -> bool:
+    """Return True when an older result may matter; a cheap read decides, unvalidated.
 
-
-def _may_keep(candidate: _Candidate, window: ReadingWindow) -> bool:
-    """Return True when `keep_older` may accept the candidate's analyte."""
-    return window.older_analytes is None or candidate.analyte in window.older_analytes
-
-
-def _worth_keeping(candidate: _Candidate, window: ReadingWindow) -> bool:
-    """Return True when an older result may matter; a cheap read decides, unvalidated."""
+    `may_keep`: `keep_older` may accept the candidate's analyte.
+    """
     if window.keep_older is None:
         return True
-    if not _may_keep(candidate, window) and candidate.unvalidated is None:
+    if not may_keep and candidate.unvalidated is None:
         return not candidate.reads_as_usable()
     result = candidate.read()
     return not isinstance(result, LabResult) or window.keep_older(result)
