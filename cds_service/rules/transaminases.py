@@ -193,15 +193,17 @@ class WithholdEpisode:
 
     began_with: AssessedResult  # the ≥5× ULN or confirmed result that warranted withholding
     since: tuple[AssessedResult, ...]  # later ALT/AST results, oldest first
-    resolved: bool  # a later ALT and a later AST are both below 3× ULN
+    resolved: bool  # an ALT and an AST later than its last result ≥3× ULN are below 3× ULN
 
     def unresolved_analytes(self, config: RuleConfig) -> tuple[Analyte, ...]:
-        """Return the transaminases with no later result, or whose latest is still ≥3× ULN."""
+        """Return the transaminases with no result later than the episode's last one ≥3× ULN
+        (every such later result is below 3× ULN)."""
+        last_elevated = max(
+            a.result.effective for a in (self.began_with, *self.since) if is_elevation(a, config)
+        )
+        later = [a for a in self.since if a.result.effective > last_elevated]
         return tuple(
-            analyte
-            for analyte in TRANSAMINASES
-            if (latest := latest_result(self.since, analyte)) is None
-            or is_elevation(latest, config)
+            analyte for analyte in TRANSAMINASES if latest_result(later, analyte) is None
         )
 
 
@@ -213,7 +215,9 @@ def latest_withhold_episode(
     One pass over the ALT/AST results in time order, instant by instant: a result warrants
     withholding when it is ≥5× ULN, or ≥3× ULN with a result ≥3× ULN at the previous instant
     no more than the confirmation window earlier (policy 3, as `confirming_result`); an open
-    episode only ends when the latest ALT and AST since it are both below 3× ULN.
+    episode only ends when an ALT and an AST later than its last result ≥3× ULN are both below
+    3× ULN ("a later result still ≥3× ULN keeps it at withhold"): a result taken at the same
+    instant as one ≥3× ULN is not later than it.
     """
     instants: dict[datetime, list[AssessedResult]] = {}
     for assessed in sorted(
@@ -228,7 +232,10 @@ def latest_withhold_episode(
     for taken, group in instants.items():
         if began_with is not None:
             since.extend(group)
-            below.update((a.result.analyte, not is_elevation(a, config)) for a in group)
+            if any(is_elevation(a, config) for a in group):
+                below = {}  # still ≥3× ULN: an ALT and an AST later than this are needed
+            else:
+                below.update((a.result.analyte, True) for a in group)
             if all(below.get(analyte, False) for analyte in TRANSAMINASES):
                 latest = WithholdEpisode(began_with, tuple(since), resolved=True)
                 began_with, since, below = None, [], {}

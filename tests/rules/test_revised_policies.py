@@ -85,6 +85,17 @@ ON_THERAPY = order(400)
             [],
             id="policy 12: resolved long ago, normal since: no card",
         ),
+        pytest.param(
+            [ON_THERAPY, alt(200, 10), alt(20, 5), ast(200, 5), ast(20)],
+            [KEEP_WITHHOLDING],
+            id="policy 12: AST 5x beside a normal ALT, then a normal AST: no ALT later, keep "
+            "withholding",
+        ),
+        pytest.param(
+            [ON_THERAPY, alt(200, 10), alt(20, 5), ast(200, 5), ast(20), alt(20)],
+            [RESOLVED],
+            id="policy 12: AST 5x beside a normal ALT, then a normal AST and ALT: resolved",
+        ),
     ],
 )
 def test_a_withhold_lasts_until_resolution(entries: list[Entry], expected: list[str]) -> None:
@@ -98,6 +109,16 @@ def test_keep_withholding_names_the_result_it_began_with_and_what_is_unresolved(
     assert finding.rule == "policy-12-withhold-until-resolved"
     assert finding.deciding is not None and finding.deciding.result == began
     assert finding.missing == (Analyte.AST,)
+
+
+def test_a_normal_alt_beside_a_later_5x_ast_does_not_resolve_the_withhold() -> None:
+    """The ALT was taken with the AST still 5×: only an ALT later than that AST can resolve."""
+    finding = run(
+        ON_THERAPY, alt(200, 10), alt(20, 5), ast(200, 5), ast(20), occasion=CHART_REVIEW
+    ).findings[0]
+
+    assert finding.rule == "policy-12-withhold-until-resolved"
+    assert finding.missing == (Analyte.ALT,)
 
 
 @pytest.mark.parametrize(
