@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SIZES = (10, 100, 200, 1000, 10000)
 # Distinct requests per size: each is evaluated once (cold), so this bounds the calls.
-POOL = {10: 400, 100: 200, 200: 300, 1000: 40, 10000: 6}
+POOL = {10: 400, 100: 200, 200: 300, 1000: 40, 10000: 12}
 SERVICE = find_service("mipomersen-order-sign")
 BASE_ENV = {"MIPOMERSEN_CDS_AUTH": "off"}
 
