@@ -19,6 +19,7 @@ tests/fhir_mappings/test_ordinary_observations.py checks it on generated and mut
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
@@ -47,7 +48,16 @@ from fhir_mappings.values import (
     UnusableResult,
 )
 
-__all__ = ["NotOrdinary", "OrdinaryRead", "OrdinaryReader", "allowed_keys", "quantity_json"]
+__all__ = [
+    "NotOrdinary",
+    "OrdinaryRead",
+    "OrdinaryReader",
+    "allowed_keys",
+    "day_exists",
+    "quantity_json",
+    "reported_around",
+    "reports_a_result",
+]
 
 _OBSERVATION = "Observation"
 _CONSUMED = CONSUMED[_OBSERVATION]
@@ -279,7 +289,7 @@ class OrdinaryReader:
                 day, analyte, loinc, UnusableReason.RETRACTED,
                 f"status '{status}': the result was withdrawn", source, effective,
             )  # fmt: skip
-        if status not in _USABLE_STATUSES and status != _PRELIMINARY_STATUS:
+        if not reports_a_result(status):
             return _unusable(
                 day, analyte, loinc, UnusableReason.STATUS,
                 f"status '{status}' is not a reported result", source, effective,
@@ -295,7 +305,8 @@ class OrdinaryReader:
             )  # fmt: skip
         value = raw_value if isinstance(raw_value, float) else float(raw_value)
         canonical = self._canonical(analyte, value, code, text, coded)
-        reported = f"{comparator or ''}{raw_value} {text or coded or ''}".strip()
+        before, after = reported_around(comparator, text, coded)
+        reported = f"{before}{raw_value}{after}"
         if canonical is None:
             return _unusable(
                 day, analyte, loinc, UnusableReason.UNKNOWN_UNIT,
@@ -334,14 +345,20 @@ class OrdinaryReader:
 
         `coded` is the quantity's `code`, whatever its system.
         """
+        factor = self.unit_factor(analyte, code, text, coded)
+        return None if factor is None else factor.to_canonical(value)
+
+    def unit_factor(
+        self, analyte: Analyte, code: str | None, text: str | None, coded: object
+    ) -> UnitFactor | None:
+        """The conversion `_canonical` applies (None: the unit is not known), once per unit."""
         if code is None and text is None and coded is not None:
             return None  # coded in a system other than UCUM, with no text
         key = (analyte, code, text)
         if key in self._factors:
-            factor = self._factors[key]
-        else:
-            factor = self._factors[key] = unit_factor(analyte, code, text)
-        return None if factor is None else factor.to_canonical(value)
+            return self._factors[key]
+        factor = self._factors[key] = unit_factor(analyte, code, text)
+        return factor
 
     def _reference_high(
         self,
@@ -394,9 +411,7 @@ class OrdinaryReader:
         self, text: str, name: str
     ) -> tuple[datetime | None, bool, str, date | None]:
         if name == "effectiveDateTime":
-            match = consumed._DATE_TIME.fullmatch(text) if type(text) is str else None
-            # The pattern allows days 01-31 of months 01-12: up to the 28th, every one exists.
-            if match is None or (text[8:10] > "28" and not consumed._calendar_day(match)):
+            if type(text) is not str or not day_exists(consumed._DATE_TIME.fullmatch(text), text):
                 raise NotOrdinary
         # `issued` was checked as an instant already.
         return self.parsed_time(text, name)
@@ -449,8 +464,7 @@ class OrdinaryReader:
             raise NotOrdinary
         if value in self._instants:
             return
-        match = consumed._INSTANT.fullmatch(value)
-        if match is None or (value[8:10] > "28" and not consumed._calendar_day(match)):
+        if not day_exists(consumed._INSTANT.fullmatch(value), value):
             raise NotOrdinary
         self._instants.add(value)
 
@@ -633,6 +647,24 @@ def allowed_keys() -> frozenset[str]:
 
 class NotOrdinary(Exception):
     """The resource is outside the ordinary shape: the general path reads it."""
+
+
+def reports_a_result(status: str) -> bool:
+    """Return True for a status whose result is read (final, amended, corrected, preliminary)."""
+    return status in _USABLE_STATUSES or status == _PRELIMINARY_STATUS
+
+
+def reported_around(comparator: str | None, text: str | None, coded: str | None) -> tuple[str, str]:
+    """What stands before and after the value in a result's `reported` text ("<=" and " U/L")."""
+    return comparator or "", f" {text or coded or ''}".rstrip()
+
+
+def day_exists(match: re.Match[str] | None, text: str) -> bool:
+    """Return True for a match of a FHIR date pattern whose day is in the calendar.
+
+    The patterns allow days 01-31 of months 01-12: up to the 28th, every one exists.
+    """
+    return match is not None and (text[8:10] <= "28" or consumed._calendar_day(match))
 
 
 def _unusable(

@@ -423,14 +423,17 @@ def _in_window(
         date.min if window.lookback is None else (min(anchors) - window.lookback - margin).date()
     )
     selectable: list[tuple[_Candidate, LabResult]] = []  # what `select_older` chooses from
-    selecting = window.select_older is not None
-    older_analytes, keep_older = window.older_analytes, window.keep_older
+    select_older, older_analytes, keep_older = (
+        window.select_older,
+        window.older_analytes,
+        window.keep_older,
+    )
     for candidate in candidates:
         order, day = candidate.order, candidate.day
         inside = day is None or day >= recent_start  # no readable day, or recent
         # `keep_older` may accept the candidate's analyte
         may_keep = older_analytes is None or candidate.analyte in older_analytes
-        if selecting and may_keep:
+        if select_older is not None and may_keep:
             result = candidate.read()
             if isinstance(result, LabResult) and (keep_older is None or keep_older(result)):
                 selectable.append((candidate, result))
@@ -442,12 +445,12 @@ def _in_window(
             chosen[order] = candidate
         elif day is not None and day >= older_start and _worth_keeping(candidate, window, may_keep):
             chosen[order] = candidate
-    if window.select_older is not None and selectable:
+    if select_older is not None and selectable:
 
         def is_valid(index: int) -> bool:
             return isinstance(read(selectable[index][0]), LabResult)
 
-        selected = set(window.select_older([result for _, result in selectable], is_valid))
+        selected = set(select_older([result for _, result in selectable], is_valid))
         for index, (candidate, _) in enumerate(selectable):
             # The rest are validated still: an invalid one is named, whatever its age.
             if index in selected or not is_valid(index):

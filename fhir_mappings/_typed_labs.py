@@ -34,19 +34,17 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from fhir_mappings import _consumed as consumed
 from fhir_mappings._budget import charge_typed_resources
-from fhir_mappings._observations import (
-    _BOUNDS,
-    _PRELIMINARY_STATUS,
-    _USABLE_STATUSES,
-    liver_test_code,
-)
+from fhir_mappings._observations import _BOUNDS, _PRELIMINARY_STATUS, liver_test_code
 from fhir_mappings._ordinary_observations import (
     NotOrdinary,
     OrdinaryRead,
     OrdinaryReader,
     allowed_keys,
+    day_exists,
+    reported_around,
+    reports_a_result,
 )
-from fhir_mappings._units import UCUM_SYSTEM, UnitFactor, unit_factor
+from fhir_mappings._units import UCUM_SYSTEM, UnitFactor
 from fhir_mappings.decimals import decode_float
 from fhir_mappings.values import Analyte, Bound, LabResult, ResourceRef
 
@@ -253,9 +251,9 @@ assert consumed._INSTANT.fullmatch("\n") is None, "a valid instant holds no line
 
 def _valid_instants(instants: set[str]) -> bool:
     return _all_match(_INSTANTS, instants) and all(
-        (match := consumed._INSTANT.fullmatch(text)) is not None and consumed._calendar_day(match)
+        day_exists(consumed._INSTANT.fullmatch(text), text)
         for text in instants
-        if text[8:10] > "28"
+        if text[8:10] > "28"  # the others exist, and matched
     )
 
 
@@ -266,10 +264,9 @@ assert consumed._DATE_TIME.fullmatch("\n") is None, "a valid dateTime holds no l
 
 def _valid_times(texts: Collection[str]) -> bool:
     return _all_match(_TIMES, texts) and all(
-        (match := consumed._DATE_TIME.fullmatch(text)) is not None
-        and consumed._calendar_day(match)
+        day_exists(consumed._DATE_TIME.fullmatch(text), text)
         for text in texts
-        if text[8:10] > "28"
+        if text[8:10] > "28"  # the others exist, and matched
     )
 
 
@@ -501,15 +498,15 @@ class _TypedReader:
         high = None
         if ranges is not None:
             high = reader._reference_high(self._range_json(ranges), analyte, code, text)
+        coded = None if quantity is UNSET else _given(quantity.code)
         factor = None
         if (
             quantity is not UNSET
-            and (status in _USABLE_STATUSES or status == _PRELIMINARY_STATUS)
+            and reports_a_result(status)
             and (comparator is None or comparator in _BOUNDS)
-            and not (code is None and text is None and quantity.code is not UNSET)
         ):
-            factor = unit_factor(analyte, code, text)
-        unit = None if quantity is UNSET else (text or _given(quantity.code))
+            factor = reader.unit_factor(analyte, code, text, coded)
+        before, after = reported_around(comparator, text, coded)
         return _Shape(
             analyte,
             loinc,
@@ -517,10 +514,10 @@ class _TypedReader:
             text,
             high,
             factor,
-            Bound.EXACT if comparator is None else _BOUNDS.get(comparator, Bound.EXACT),
+            _BOUNDS[comparator] if factor is not None and comparator is not None else Bound.EXACT,
             status == _PRELIMINARY_STATUS,
-            comparator or "",
-            f" {unit or ''}".rstrip(),
+            before,
+            after,
         )
 
     def _liver_test(self, code: bytes | None) -> tuple[Analyte, str] | None:
