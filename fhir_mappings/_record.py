@@ -389,7 +389,7 @@ def _in_window(
     Per analyte, results are read newest first until its latest usable result and its latest
     usable exact one are known (every result of that day included). The usable results of the
     anchor analytes read on the way, and `now`, fix where the window is measured from. Results
-    with no readable day are always kept; so are older ones that cannot be read as usable (they
+    with no readable day are always kept; so are older ones that are unusable or invalid (they
     are named on the card, never dropped for being unreadable). With `window.select_older`, the
     older results `keep_older` accepts are all validated but kept only when it chooses them or
     when they are invalid (an invalid result is named whatever its age).
@@ -443,7 +443,11 @@ def _in_window(
             continue
         if inside:
             chosen[order] = candidate
-        elif day is not None and day >= older_start and _worth_keeping(candidate, window, may_keep):
+        elif (
+            day is not None
+            and day >= older_start
+            and _worth_keeping(candidate, window, may_keep, read)
+        ):
             chosen[order] = candidate
     if select_older is not None and selectable:
 
@@ -458,14 +462,19 @@ def _in_window(
     return list(chosen.values())
 
 
-def _worth_keeping(candidate: _Candidate, window: ReadingWindow, may_keep: bool) -> bool:
-    """Return True when an older result may matter; a cheap read decides, unvalidated.
+def _worth_keeping(
+    candidate: _Candidate,
+    window: ReadingWindow,
+    may_keep: bool,
+    read: Callable[[_Candidate], LabResult | UnusableResult],
+) -> bool:
+    """Return True when an older result may matter: `keep_older` accepts it, or it is unusable.
 
-    `may_keep`: `keep_older` may accept the candidate's analyte.
+    `may_keep`: `keep_older` may accept the candidate's analyte. The result is validated (`read`)
+    so an invalid one is named whatever its age, as when every result is read; a result read in
+    one walk was validated then, so this costs nothing more.
     """
     if window.keep_older is None:
         return True
-    if not may_keep and candidate.unvalidated is None:
-        return not candidate.reads_as_usable()
-    result = candidate.read()
-    return not isinstance(result, LabResult) or window.keep_older(result)
+    result = read(candidate)
+    return not isinstance(result, LabResult) or (may_keep and window.keep_older(result))

@@ -215,10 +215,11 @@ class ReadingWindow:
     Each analyte's latest usable result, and its latest usable exact one, are always read. The
     window is measured back from the earliest of `now` and those results of the `anchors`
     analytes: every result within `recent` of it is read; an older one within `lookback` (any age
-    when None) is read only when `keep_older` says so (all of them when it is None); anything
-    older is left out. With `select_older`, the older results `keep_older` accepts are kept only
-    when it chooses them or when they fail validation: it is shown every result `keep_older`
-    accepts, inside the window or not, as read before validation, and may validate any of them.
+    when None) is read only when `keep_older` says so (all of them when it is None) or when it is
+    unusable or invalid; anything older is left out. With `select_older`, the older results
+    `keep_older` accepts are kept only when it chooses them or when they fail validation: it is
+    shown every result `keep_older` accepts, inside the window or not, as read before validation,
+    and may validate any of them.
     """
 
     now: datetime
@@ -228,7 +229,8 @@ class ReadingWindow:
     keep_older: Callable[[LabResult], bool] | None = None
     select_older: SelectResults | None = None
     # The only analytes `keep_older` can accept (None: any): an older result of another analyte
-    # is read only as far as needed to tell whether it is usable (if not, it is kept and named).
+    # is kept only when it is unusable or invalid (then it is named). Those of these analytes
+    # are read (and validated) in one walk as the record is read; the others when needed.
     older_analytes: tuple[Analyte, ...] | None = None
 
 

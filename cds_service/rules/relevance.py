@@ -2,31 +2,33 @@
 
 Kynamro PI §2.3 and policies 1, 3, 7, 8 and 9 look back a bounded time from the latest ALT or
 AST result or from now. Every result within `RuleConfig.recent_lookback` can matter. Older results
-of the other analytes matter only as that analyte's latest result (monitoring cadence, data
-quality, the card's table). Every ALT and AST result is still validated and read (an invalid one
-is named as unusable at any age, `data_quality`), but an older one reaches the rules only when it
-can matter in one of three ways (`needed_transaminases`):
+of the other analytes matter as that analyte's latest result (monitoring cadence, data quality,
+the card's table) and as policy-13 history. Every ALT and AST result is still validated and read
+(an invalid one is named as unusable at any age, `data_quality`), but an older result reaches
+the rules only when it can matter in one of these ways (`needed_older_results`):
 
-- **Policy 12, the withhold episode.** Call a run a stretch of consecutive instants whose ALT and
-  AST results are all below 3× ULN and that holds at least one ALT and one AST. After a run, no
-  episode is open, whatever came before it: an open one ends within the run (the latest ALT and
-  AST since it are both below 3× ULN), and none can begin in it (nothing in it is ≥3× ULN, so
-  nothing warrants withholding). What happens after the run depends only on the run's last
-  instant (which may confirm the next result) and on what follows. So the results from the
-  newest run on decide the episode exactly as the whole history does (`since_last_run`); an open
-  episode, its first warranting result (`began_with`, the card's deciding result) and everything
-  since it all lie after that run. The same holds when the results before the course began are
-  history (policy 13): history cuts the same time-ordered sequence from its start.
-- **Policy 8, resolved after an elevation.** ALT/AST ≥3× ULN within
+- **Policy 12, the withhold episode** (ALT and AST). Call a run a stretch of consecutive instants
+  whose ALT and AST results are all below 3× ULN and that holds at least one ALT and one AST.
+  After a run, no episode is open, whatever came before it: an open one ends within the run (the
+  latest ALT and AST since it are both below 3× ULN), and none can begin in it (nothing in it is
+  ≥3× ULN, so nothing warrants withholding). What happens after the run depends only on the
+  run's last instant (which may confirm the next result) and on what follows. So the results
+  from the newest run on decide the episode exactly as the whole history does
+  (`since_last_run`); an open episode, its first warranting result (`began_with`, the card's
+  deciding result) and everything since it all lie after that run. The same holds when the
+  results before the course began are history (policy 13): history cuts the same time-ordered
+  sequence from its start.
+- **Policy 8, resolved after an elevation** (ALT and AST). ALT/AST ≥3× ULN within
   `RuleConfig.resolved_elevation_lookback` of the latest valid ALT/AST (`elevations_within`);
   policy 1's elevation within 31 days of now lies inside the recent window.
-- **Policy 13, history on the card.** Per analyte, the highest result above ULN taken before the
-  course began (or before the baseline window). That time is not known while reading, so every
-  result at least as high as all older ones of its analyte is read (`history_records`): the
-  highest before any time (the newest of equal highest ones) is always one of them.
+- **Policy 13, history on the card** (every analyte with a ULN). Per analyte, the highest result
+  above ULN taken before the course began (or before the baseline window). That time is not
+  known while reading, so every result at least as high as all older ones of its analyte is read
+  (`history_records`): the highest before any time (the newest of equal highest ones) is always
+  one of them. Only a result at or above its ULN (`may_matter_when_older`) is offered for this.
 
 When a record is read for evaluation at `now`
-Then only the results inside that window, each analyte's latest, the older ALT/AST results above
+Then only the results inside that window, each analyte's latest, the older results above
 and the invalid ones reach the record. Property tests check that every finding, and the history
 on the card, is the same with and without the window.
 """
@@ -40,55 +42,81 @@ from decimal import Decimal
 from cds_service.rules.config import RuleConfig
 from cds_service.rules.decision import AssessedResult
 from cds_service.rules.transaminases import is_elevation, multiple_rank
-from cds_service.rules.uln import assess_result, is_above_uln
+from cds_service.rules.uln import assess_result, is_above_uln, uln_for
 from fhir_mappings.values import TRANSAMINASES, Analyte, LabResult, ReadingWindow
 
 
 def reading_window(config: RuleConfig, now: datetime) -> ReadingWindow:
     """Return the window of liver results the rules can use when evaluating at `now`."""
 
-    def is_transaminase(result: LabResult) -> bool:
-        return result.analyte in TRANSAMINASES
+    def may_matter_when_older(result: LabResult) -> bool:
+        return may_matter_older(result, config)
 
     def select(results: Sequence[LabResult], is_valid: Callable[[int], bool]) -> set[int]:
-        return needed_transaminases(results, is_valid, config)
+        return needed_older_results(results, is_valid, config)
 
     return ReadingWindow(
         now=now,
         recent=config.recent_lookback,
         lookback=None,
         anchors=TRANSAMINASES,
-        keep_older=is_transaminase,
+        keep_older=may_matter_when_older,
         select_older=select,
-        older_analytes=TRANSAMINASES,
+        older_analytes=None,  # any analyte's history (policy 13)
     )
 
 
-def needed_transaminases(
+def may_matter_older(result: LabResult, config: RuleConfig) -> bool:
+    """Return True for an older result a rule may still use, as read before validation.
+
+    Any ALT or AST (policies 8, 12 and 13); another analyte's result only at or above its ULN
+    (policy 13's history), compared in floats: `history_records` decides exactly.
+    """
+    if result.analyte in TRANSAMINASES:
+        return True
+    uln, _ = uln_for(result, config)
+    return uln is not None and result.value >= uln * _FLOAT_MARGIN
+
+
+# A float at or above the ULN, within rounding: the exact comparison is `is_above_uln`'s.
+_FLOAT_MARGIN = 1 - 1e-9
+
+
+def needed_older_results(
     results: Sequence[LabResult], is_valid: Callable[[int], bool], config: RuleConfig
 ) -> set[int]:
-    """Return the indices of the ALT/AST `results` a rule can act on (see the module docstring).
+    """Return the indices of the `results` a rule can act on (see the module docstring).
 
     `results` are read before validation; `is_valid(i)` validates the i-th and says whether it
-    stands as read (an invalid one is no result at all to the rules). Results whose level is
-    unknown (censored and ambiguous) are kept, so the card names them as before.
+    stands as read (an invalid one is no result at all to the rules). ALT/AST results whose level
+    is unknown (censored and ambiguous) are kept, so the card names them as before; another
+    analyte's is never history (which lists results above ULN).
     """
     assessed: dict[int, AssessedResult] = {}
+    transaminases: dict[int, AssessedResult] = {}
     keep: set[int] = set()
     for index, result in enumerate(results):
         outcome = assess_result(result, config)
+        is_transaminase = result.analyte in TRANSAMINASES
         if isinstance(outcome, AssessedResult):
             assessed[index] = outcome
-        else:
+            if is_transaminase:
+                transaminases[index] = outcome
+        elif is_transaminase:
             keep.add(index)
-    instants: dict[datetime, list[int]] = {}
-    for index in sorted(assessed, key=lambda i: results[i].effective):
-        instants.setdefault(results[index].effective, []).append(index)
-    oldest_first = list(instants.values())
+    oldest_first = _by_instant(transaminases)
     keep.update(since_last_run(oldest_first, assessed, is_valid, config))
     keep.update(elevations_within(oldest_first, assessed, is_valid, config))
-    keep.update(history_records(oldest_first, assessed, is_valid))
+    keep.update(history_records(_by_instant(assessed), assessed, is_valid))
     return keep
+
+
+def _by_instant(assessed: dict[int, AssessedResult]) -> list[list[int]]:
+    """Return the indices of `assessed` grouped by instant, oldest first."""
+    instants: dict[datetime, list[int]] = {}
+    for index in sorted(assessed, key=lambda i: assessed[i].result.effective):
+        instants.setdefault(assessed[index].result.effective, []).append(index)
+    return list(instants.values())
 
 
 def since_last_run(

@@ -1,12 +1,13 @@
-"""Reading only the ALT/AST results a rule can still act on never changes what the card says.
+"""Reading only the older results a rule can still act on never changes what the card says.
 
 `reading_window` reads an older ALT or AST result only when policy 12 (the withhold episode since
 the newest run of normal ALT and AST), policy 8 (an elevation within the resolved-elevation
-lookback) or policy 13 (the highest abnormal result before a time) can use it
-(`cds_service/rules/relevance.py`). These properties generate long histories with elevations,
-withholds that resolve and others that do not, confirmations, results at one instant, censored,
-retracted, unreadable and invalid results, and check the findings, the history on the card and
-the withhold episode against reading every result.
+lookback) or policy 13 (the highest abnormal result before a time) can use it, and an older
+result of another analyte only for policy 13 (`cds_service/rules/relevance.py`). These
+properties generate long histories with elevations, withholds that resolve and others that do
+not, confirmations, results at one instant, censored, retracted, unreadable and invalid results,
+and check the findings, the history on the card (every analyte) and the withhold episode
+against reading every result.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from cds_service.hooks.request import parse_hook_request
 from cds_service.rules import Occasion, Profile, RuleConfig, evaluate, reading_window
 from cds_service.rules.chart import read_chart
 from fhir_mappings import ReadingWindow, read_patient_record
-from fhir_mappings.values import TRANSAMINASES
 from tests.fhir_builders import hook_request, medication_request, observation
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -54,9 +54,8 @@ def _result(test: str, multiple: float, when: datetime, kind: str) -> dict[str, 
         comparator={"at-least": ">=", "at-most": "<="}.get(kind),
         status="entered-in-error" if kind == "retracted" else "final",
     )
-    if kind == "invalid" and test in ("ALT", "AST"):
-        # Read as usable before validation; FHIR refuses a numeric unit. (Older results of the
-        # other analytes are read as before this window: only each one's latest.)
+    if kind == "invalid":
+        # Read as usable before validation; FHIR refuses a numeric unit.
         resource["valueQuantity"]["unit"] = 7
     return resource
 
@@ -121,8 +120,8 @@ def _compare(
         chart = read_chart(record, orders=orders, occasion=occasion, config=config, now=NOW)
         episode = chart.withhold_episode
         open_episode = episode if episode is not None and not episode.resolved else None
-        # Older results of the other analytes are read as before (only each one's latest).
-        history = tuple(a for a in evaluation.history if a.result.analyte in TRANSAMINASES)
+        history = evaluation.history
+        # Where history ends shows only with history (older normal results alone set it).
         history_before = evaluation.history_before if history else None
         return evaluation.findings, history, history_before, open_episode
 
