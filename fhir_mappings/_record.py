@@ -433,12 +433,15 @@ def _in_window(
         inside = day is None or day >= recent_start  # no readable day, or recent
         # `keep_older` may accept the candidate's analyte
         may_keep = older_analytes is None or candidate.analyte in older_analytes
+        accepted = None  # what `keep_older` said of the result, once asked
         if select_older is not None and may_keep:
             result = candidate.read()
-            if isinstance(result, LabResult) and (keep_older is None or keep_older(result)):
-                selectable.append((candidate, result))
-                if order not in chosen and not inside:
-                    continue  # older: kept only if chosen or invalid, below
+            if isinstance(result, LabResult):
+                accepted = keep_older is None or keep_older(result)
+                if accepted:
+                    selectable.append((candidate, result))
+                    if order not in chosen and not inside:
+                        continue  # older: kept only if chosen or invalid, below
         if order in chosen:
             continue
         if inside:
@@ -446,7 +449,7 @@ def _in_window(
         elif (
             day is not None
             and day >= older_start
-            and _worth_keeping(candidate, window, may_keep, read)
+            and _worth_keeping(candidate, window, may_keep, read, accepted)
         ):
             chosen[order] = candidate
     if select_older is not None and selectable:
@@ -467,14 +470,21 @@ def _worth_keeping(
     window: ReadingWindow,
     may_keep: bool,
     read: Callable[[_Candidate], LabResult | UnusableResult],
+    accepted: bool | None = None,
 ) -> bool:
     """Return True when an older result may matter: `keep_older` accepts it, or it is unusable.
 
-    `may_keep`: `keep_older` may accept the candidate's analyte. The result is validated (`read`)
-    so an invalid one is named whatever its age, as when every result is read; a result read in
-    one walk was validated then, so this costs nothing more.
+    `may_keep`: `keep_older` may accept the candidate's analyte; `accepted`: what it said of the
+    result, when already asked. The result is validated (`read`) so an invalid one is named
+    whatever its age, as when every result is read; a result read in one walk was validated
+    then, so this costs nothing more.
     """
-    if window.keep_older is None:
+    keep_older = window.keep_older
+    if keep_older is None:
         return True
     result = read(candidate)
-    return not isinstance(result, LabResult) or (may_keep and window.keep_older(result))
+    if not isinstance(result, LabResult):
+        return True
+    if not may_keep:
+        return False
+    return keep_older(result) if accepted is None else accepted

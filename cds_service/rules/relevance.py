@@ -25,7 +25,7 @@ the rules only when it can matter in one of these ways (`needed_older_results`):
   above ULN taken before the course began (or before the baseline window). That time is not
   known while reading, so every result at least as high as all older ones of its analyte is read
   (`history_records`): the highest before any time (the newest of equal highest ones) is always
-  one of them. Only a result at or above its ULN (`may_matter_when_older`) is offered for this.
+  one of them. Only a result at or above its ULN (`may_matter_older`) is offered for this.
 
 When a record is read for evaluation at `now`
 Then only the results inside that window, each analyte's latest, the older results above
@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from cds_service.rules.config import RuleConfig
 from cds_service.rules.decision import AssessedResult
@@ -49,9 +50,6 @@ from fhir_mappings.values import TRANSAMINASES, Analyte, LabResult, ReadingWindo
 def reading_window(config: RuleConfig, now: datetime) -> ReadingWindow:
     """Return the window of liver results the rules can use when evaluating at `now`."""
 
-    def may_matter_when_older(result: LabResult) -> bool:
-        return may_matter_older(result, config)
-
     def select(results: Sequence[LabResult], is_valid: Callable[[int], bool]) -> set[int]:
         return needed_older_results(results, is_valid, config)
 
@@ -60,13 +58,13 @@ def reading_window(config: RuleConfig, now: datetime) -> ReadingWindow:
         recent=config.recent_lookback,
         lookback=None,
         anchors=TRANSAMINASES,
-        keep_older=may_matter_when_older,
+        keep_older=partial(may_matter_older, config),
         select_older=select,
         older_analytes=None,  # any analyte's history (policy 13)
     )
 
 
-def may_matter_older(result: LabResult, config: RuleConfig) -> bool:
+def may_matter_older(config: RuleConfig, result: LabResult) -> bool:
     """Return True for an older result a rule may still use, as read before validation.
 
     Any ALT or AST (policies 8, 12 and 13); another analyte's result only at or above its ULN
