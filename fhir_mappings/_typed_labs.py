@@ -3,8 +3,9 @@
 A long lab history is most of a hook request's bytes. Decoded into dicts, then validated and
 read by Python, each result costs several microseconds on top of decoding, and the garbage
 collector walks every dict. msgspec can decode the same JSON straight into the frozen structs
-below, checking the JSON type of each element it types in C; elements no rule reads stay raw
-bytes, unparsed. The elements the results of one test share (code, subject, reference range)
+below, checking the JSON type of each element it types in C; the content of an element no rule
+reads stays raw bytes, unparsed (only its top level is typed, which refuses a `null`). The
+elements the results of one test share (code, subject, reference range)
 and meta are kept as their bytes too: equal bytes are equal JSON, so each distinct one is
 decoded into its structs and checked once per record, and each "shape" of result (status,
 code, units, reference range) is mapped once; a result of a known shape is then built in one
@@ -51,7 +52,10 @@ from fhir_mappings.values import Analyte, Bound, LabResult, ResourceRef
 __all__ = ["LabBundle", "TypedLabs", "read_lab_bundle"]
 
 _OBSERVATION = "Observation"
-_NULL = Raw(b"null")
+# An element no rule reads, as sent: an array or an object (their content kept raw), or a
+# primitive. A `null` is none of these, so the decoding refuses it (FHIR JSON never holds one,
+# and the general path names it) without looking for one in the body.
+_RawElement = list[Raw] | dict[str, Raw] | str | int | float | bool
 
 
 class _Element(Struct, frozen=True, gc=False, forbid_unknown_fields=True):
@@ -139,7 +143,12 @@ def _observation_struct() -> type[Struct]:
     fields += [(name, kind | UnsetType, UNSET) for name, kind in _TYPED.items()]
     # A Python name cannot start with "_" in a struct: `_language` is held as `x_language`.
     fields += [
-        (f"x{name}" if name.startswith("_") else name, Raw | UnsetType, UNSET) for name in raw
+        (
+            f"x{name}" if name.startswith("_") else name,
+            (Raw if name in _SHARED else _RawElement) | UnsetType,
+            UNSET,
+        )
+        for name in raw
     ]
     return msgspec.defstruct(
         "Observation",
@@ -153,12 +162,6 @@ def _observation_struct() -> type[Struct]:
 
 
 Observation: Any = _observation_struct()
-# The raw elements no rule reads (a null among them is looked for; the shared ones are decoded)
-_RAW_FIELDS = tuple(
-    name
-    for name in Observation.__struct_fields__
-    if name not in _TYPED and name not in _SHARED and name != "resourceType"
-)
 
 
 class BundleEntry(_Element, frozen=True, gc=False, forbid_unknown_fields=True):
@@ -198,19 +201,15 @@ class TypedLabs(Struct, frozen=True, gc=False):
     has_contained: bool  # an Observation holds contained resources
 
 
-def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> TypedLabs | None:
-    """Read every liver-test Observation of `bundle` (at `path`); None: the general path must.
-
-    `may_hold_null` says the request's bytes hold `null` somewhere, so the raw elements are
-    looked at for one (a null is never valid, and the general path names it).
-    """
+def read_lab_bundle(bundle: LabBundle, path: str) -> TypedLabs | None:
+    """Read every liver-test Observation of `bundle` (at `path`); None: the general path must."""
     entries = () if bundle.entry is UNSET else bundle.entry
     # Each entry measured whole: a little more than its resource, so never less safe.
     if not charge_typed_resources(f"{path}.entry", entries):
         return None
     reader = _TypedReader(f"{path}.entry")
     try:
-        if not reader.read(entries, may_hold_null=may_hold_null):
+        if not reader.read(entries):
             return None
     except (NotOrdinary, TypeError):  # TypeError: an unhashable value in a remembered key
         return None
@@ -227,10 +226,6 @@ def read_lab_bundle(bundle: LabBundle, path: str, *, may_hold_null: bool) -> Typ
         max(reader.range_counts.values(), default=0),
         reader.has_contained,
     )
-
-
-def _holds_null(resource: Any) -> bool:
-    return any(getattr(resource, name) == _NULL for name in _RAW_FIELDS)
 
 
 # Every id (and meta.versionId) of a Bundle's liver tests checked in one pass, joined by line
@@ -338,7 +333,7 @@ class _TypedReader:
         self.ids: list[str] = []  # ids and version ids of the liver tests, checked together
         self.reads: list[OrdinaryRead] = []
 
-    def read(self, entries: tuple[BundleEntry, ...], *, may_hold_null: bool) -> bool:
+    def read(self, entries: tuple[BundleEntry, ...]) -> bool:
         """Read each entry's Observation (a liver test) or note what the limits ask of it;
         False (or `NotOrdinary`): one the general path must read.
 
@@ -353,8 +348,6 @@ class _TypedReader:
             resource = entry.resource
             if resource is UNSET:
                 continue
-            if may_hold_null and _holds_null(resource):
-                return False
             # What the limits and the identity check ask of every Observation
             code = None if resource.code is UNSET else bytes(resource.code)
             liver = codes.get(code, _UNKNOWN)

@@ -224,6 +224,17 @@ ROWS: list[tuple[str, dict[str, Any], bool]] = [
         _with(HISTORY, 6, effectiveDateTime=DROP, issued="2026-13-01T00:00:00Z")
     ), False),  # fmt: skip
     ("a code with a null coding", _request(_with(HISTORY, 7, code={"coding": None})), False),
+    # Elements no rule reads: their top level is typed (a null is refused), their content raw
+    ("elements no rule reads, of every JSON kind", _request(_with(HISTORY, 3,
+        note=[{"text": "haemolysed"}], implicitRules="http://example.org/rules",
+        text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">ALT</div>"},
+    )), True),  # fmt: skip
+    ("a null implicitRules", _request(_with(HISTORY, 3, implicitRules=None)), False),
+    ("a null category on a non-liver Observation", _request([*HISTORY, {
+        "resourceType": "Observation", "id": "ldl", "status": "final", "category": None,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "13457-7"}]},
+        "subject": {"reference": f"Patient/{PATIENT}"}, "valueQuantity": {"value": 90},
+    }]), False),  # fmt: skip
     ("a non-liver Observation with an odd subject", _request([*HISTORY, {
         "resourceType": "Observation", "id": "ldl", "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "13457-7"}]},

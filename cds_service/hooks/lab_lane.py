@@ -125,7 +125,7 @@ def _decode_in_lane(body: bytes, max_depth: int) -> LaneBody | None:
         return None
     if bundle.link is not UNSET and next_link({"resourceType": "Bundle", "link": bundle.link}):
         return None  # paged: the rest is fetched and read with the first page
-    labs = read_lab_bundle(bundle, _LABS_PATH, may_hold_null=b"null" in body)
+    labs = read_lab_bundle(bundle, _LABS_PATH)
     if labs is None:
         return None
     decoded = _sent(request, leaving_out="prefetch")
