@@ -102,19 +102,26 @@ def needed_older_results(
                 transaminases[index] = outcome
         elif is_transaminase:
             keep.add(index)
-    oldest_first = _by_instant(transaminases)
-    keep.update(since_last_run(oldest_first, assessed, is_valid, config))
-    keep.update(elevations_within(oldest_first, assessed, is_valid, config))
-    keep.update(history_records(_by_instant(assessed), assessed, is_valid))
+    every_instant = _by_instant(assessed)
+    transaminase_instants = [
+        kept for instant in every_instant if (kept := [i for i in instant if i in transaminases])
+    ]
+    keep.update(since_last_run(transaminase_instants, assessed, is_valid, config))
+    keep.update(elevations_within(transaminase_instants, assessed, is_valid, config))
+    keep.update(history_records(every_instant, assessed, is_valid))
     return keep
 
 
 def _by_instant(assessed: dict[int, AssessedResult]) -> list[list[int]]:
     """Return the indices of `assessed` grouped by instant, oldest first."""
     instants: dict[datetime, list[int]] = {}
-    for index in sorted(assessed, key=lambda i: assessed[i].result.effective):
-        instants.setdefault(assessed[index].result.effective, []).append(index)
+    for index, a in sorted(assessed.items(), key=_effective_of):
+        instants.setdefault(a.result.effective, []).append(index)
     return list(instants.values())
+
+
+def _effective_of(item: tuple[int, AssessedResult]) -> datetime:
+    return item[1].result.effective
 
 
 def since_last_run(
