@@ -37,9 +37,8 @@ class AuditRecordWriter:
     PostgreSQL (any database but a SQLite file): `insert_audit_record` in `engine.begin()`.
     A SQLite file: the same INSERT, compiled once by SQLAlchemy for the dialect, its values
     converted by the columns' own bind processors (so every column holds what SQLAlchemy
-    would store), run on this thread's own connection between `BEGIN` and `COMMIT`, as
-    pysqlite's implicit (deferred) transaction does. A failure is rolled back and raised as
-    the `SQLAlchemyError` the engine would raise.
+    would store), run on this thread's own connection as one autocommitted statement. A
+    failure is rolled back and raised as the `SQLAlchemyError` the engine would raise.
     """
 
     def __init__(self, database: Database) -> None:
@@ -68,9 +67,11 @@ class AuditRecordWriter:
         )
         own = self._connections.connection()
         try:
-            own.execute("BEGIN")
+            # The connection is in autocommit mode: the INSERT is its own transaction, committed
+            # when its row has been returned. One statement, not BEGIN, INSERT and COMMIT: each
+            # gives up the GIL, and under load a thread waits for it again each time (up to the
+            # switch interval, `cds_service.cli.serve`) while holding a request.
             (row,) = own.execute(self._sql, parameters).fetchall()
-            own.execute("COMMIT")
         except sqlite3.Error as error:
             if own.in_transaction:
                 with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
