@@ -134,6 +134,8 @@ def in_process(quick: bool) -> list[dict[str, Any]]:
                 "p99_ms": percentile(wall, 0.99),
                 "p99_over_p50": percentile(wall, 0.99) / p50,
                 "cpu_p50_ms": statistics.median(cpu),
+                # The same tail in CPU time: apart from the VM taking the core away mid-call
+                "cpu_p99_over_p50": percentile(cpu, 0.99) / statistics.median(cpu),
                 "floor_p50_ms": floor_p50,
                 "ratio_to_floor": p50 / floor_p50,
                 "cpu_ratio_to_floor": statistics.median(cpu) / statistics.median(floor_cpu),
@@ -382,6 +384,12 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<= 1.5",
             by_size[200]["p99_over_p50"],
             by_size[200]["p99_over_p50"] <= 1.5,
+        ),
+        (
+            "in-process p99/p50 in CPU time, 200 Observations",
+            "(reported)",
+            by_size[200]["cpu_p99_over_p50"],
+            None,
         ),
         (
             "in-process p50, 10,000 Observations, x json.loads",
