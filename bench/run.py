@@ -215,8 +215,8 @@ def http(seconds: float, workers: int, threads: int) -> list[dict[str, Any]]:
                 str(workers),
                 "--threads",
                 str(threads),
-                "--worker-class",
-                "gthread",
+                "--worker-class",  # the service's: gthread, balancing new connections
+                "cds_service.cli.gunicorn_worker.BalancingThreadWorker",
                 "--access-logfile",
                 "-",
                 "--no-control-socket",  # gunicorn >= 25.1 would write to $HOME/.gunicorn

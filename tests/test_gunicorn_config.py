@@ -25,7 +25,12 @@ from cds_service.settings import load_settings
     [
         pytest.param(
             {},
-            {"graceful_timeout": 6, "timeout": 30, "threads": 4, "worker_class": "gthread"},
+            {
+                "graceful_timeout": 6,
+                "timeout": 30,
+                "threads": 4,
+                "worker_class": "cds_service.cli.gunicorn_worker.BalancingThreadWorker",
+            },
             id="defaults: 2 s FHIR budget + 2 s database + 1 s",
         ),
         pytest.param(
@@ -128,3 +133,31 @@ def test_the_control_socket_stays_in_the_data_directory(tmp_path: Path) -> None:
         {"MIPOMERSEN_CDS_AUTH": "off", "MIPOMERSEN_CDS_DATA_DIR": str(deep)}
     )
     assert gunicorn_options(long_settings)["control_socket_disable"] is True
+
+
+@pytest.mark.parametrize(
+    ("threads", "connections", "defers"),
+    [
+        pytest.param(4, 0, False, id="an idle worker accepts at once"),
+        pytest.param(4, 3, False, id="a worker with a spare thread accepts at once"),
+        pytest.param(4, 4, True, id="a connection for every thread: another worker goes first"),
+        pytest.param(4, 9, True, id="more connections than threads: it still accepts, later"),
+    ],
+)
+def test_a_full_worker_leaves_a_new_connection_to_another_first(
+    threads: int, connections: int, defers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from cds_service.cli import gunicorn_worker
+
+    events: list[str] = []
+    monkeypatch.setattr(gunicorn_worker.time, "sleep", lambda seconds: events.append("wait"))
+    monkeypatch.setattr(ThreadWorker, "accept", lambda self, listener: events.append("accept"))
+    worker = object.__new__(gunicorn_worker.BalancingThreadWorker)
+    worker.cfg = type("Config", (), {"threads": threads})()
+    worker.nr_conns = connections
+
+    worker.accept(listener=None)
+
+    assert events == (["wait", "accept"] if defers else ["accept"])

@@ -49,7 +49,8 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "bind": "127.0.0.1:8080",
         "workers": settings.workers,
         "threads": settings.threads,
-        "worker_class": "gthread",
+        # gthread, leaving a new connection to a worker with spare threads (gunicorn_worker.py)
+        "worker_class": "cds_service.cli.gunicorn_worker.BalancingThreadWorker",
         "graceful_timeout": graceful,  # SIGTERM: requests in flight finish within their budget
         "timeout": max(30, 2 * graceful),  # a worker silent this long is killed and replaced
         "keepalive": 5,
