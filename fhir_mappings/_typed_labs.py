@@ -5,12 +5,11 @@ read by Python, each result costs several microseconds on top of decoding, and t
 collector walks every dict. msgspec can decode the same JSON straight into the frozen structs
 below, checking the JSON type of each element it types in C; the content of an element no rule
 reads stays raw bytes, unparsed (only its top level is typed, which refuses a `null`). The
-elements the results of one test share (code, subject, reference range)
-and meta are kept as their bytes too: equal bytes are equal JSON, so each distinct one is
-decoded into its structs and checked once per record, and each "shape" of result (status,
-code, units, reference range) is mapped once; a result of a known shape is then built in one
-step. What is left for Python per result is its id (all ids in one regex pass), its times and
-its value.
+elements the results of one test share (code, subject, reference range) and meta are kept as
+their bytes too: equal bytes are equal JSON, so each distinct one is decoded into its structs
+and checked once per record, and each "shape" of result (status, code, units, reference range)
+is mapped once; a result of a known shape is then built in one step. What is left for Python
+per result is its id (all ids in one regex pass), its times and its value.
 
 The structs are strict: an element of the wrong JSON type, a `null`, a key the one-walk reader
 does not read (effectivePeriod, dataAbsentReason, a primitive's `_x` extension) fails the
