@@ -244,11 +244,7 @@ assert consumed._INSTANT.fullmatch("\n") is None, "a valid instant holds no line
 
 
 def _valid_instants(instants: set[str]) -> bool:
-    return _all_match(_INSTANTS, instants) and all(
-        day_exists(consumed._INSTANT.fullmatch(text), text)
-        for text in instants
-        if text[8:10] > "28"  # the others exist, and matched
-    )
+    return _all_dates_match(_INSTANTS, consumed._INSTANT, instants)
 
 
 # Every effectiveDateTime, the same way (a date, or a date and time with its zone)
@@ -257,8 +253,15 @@ assert consumed._DATE_TIME.fullmatch("\n") is None, "a valid dateTime holds no l
 
 
 def _valid_times(texts: Collection[str]) -> bool:
-    return _all_match(_TIMES, texts) and all(
-        day_exists(consumed._DATE_TIME.fullmatch(text), text)
+    return _all_dates_match(_TIMES, consumed._DATE_TIME, texts)
+
+
+def _all_dates_match(
+    joined: re.Pattern[str], single: re.Pattern[str], texts: Collection[str]
+) -> bool:
+    """`_all_match` for dates and times (`joined` repeats `single`), each day in the calendar."""
+    return _all_match(joined, texts) and all(
+        day_exists(single.fullmatch(text), text)
         for text in texts
         if text[8:10] > "28"  # the others exist, and matched
     )

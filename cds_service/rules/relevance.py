@@ -64,6 +64,10 @@ def reading_window(config: RuleConfig, now: datetime) -> ReadingWindow:
     )
 
 
+# A float at or above the ULN, within rounding: the exact comparison is `is_above_uln`'s.
+_FLOAT_MARGIN = 1 - 1e-9
+
+
 def may_matter_older(config: RuleConfig, result: LabResult) -> bool:
     """Return True for an older result a rule may still use, as read before validation.
 
@@ -74,10 +78,6 @@ def may_matter_older(config: RuleConfig, result: LabResult) -> bool:
         return True
     uln, _ = uln_for(result, config)
     return uln is not None and result.value >= uln * _FLOAT_MARGIN
-
-
-# A float at or above the ULN, within rounding: the exact comparison is `is_above_uln`'s.
-_FLOAT_MARGIN = 1 - 1e-9
 
 
 def needed_older_results(
@@ -91,7 +91,7 @@ def needed_older_results(
     analyte's is never history (which lists results above ULN).
     """
     assessed: dict[int, AssessedResult] = {}
-    transaminases: dict[int, AssessedResult] = {}
+    transaminases: set[int] = set()  # the indices of the assessed ALT/AST results
     keep: set[int] = set()
     for index, result in enumerate(results):
         outcome = assess_result(result, config)
@@ -99,7 +99,7 @@ def needed_older_results(
         if isinstance(outcome, AssessedResult):
             assessed[index] = outcome
             if is_transaminase:
-                transaminases[index] = outcome
+                transaminases.add(index)
         elif is_transaminase:
             keep.add(index)
     every_instant = _by_instant(assessed)
