@@ -13,9 +13,11 @@ Resources the caller could not attribute to the patient (`_identity`) are named,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from msgspec import Struct
 
 from fhir_mappings._budget import charge_small_resource
 from fhir_mappings._conditions import listed_coding, read_liver_condition
@@ -151,8 +153,9 @@ def _read_record(
     return reader.record()
 
 
-@dataclass(slots=True)
-class _Candidate:
+# A struct, not a dataclass: a long history makes thousands, and one costs a fifth as much to
+# make. It refers to no other candidate (so to no cycle): the garbage collector need not track it.
+class _Candidate(Struct, gc=False):
     """A liver-test Observation: its place in the input, its (cheap) day and what is read.
 
     `known` is set once the one-walk `reader` found it valid and read it; it is then never
@@ -429,19 +432,22 @@ def _in_window(
         window.keep_older,
     )
     for candidate in candidates:
-        order, day = candidate.order, candidate.day
+        order, day, known = candidate.order, candidate.day, candidate.known
         inside = day is None or day >= recent_start  # no readable day, or recent
         # `keep_older` may accept the candidate's analyte
         may_keep = older_analytes is None or candidate.analyte in older_analytes
         accepted = None  # what `keep_older` said of the result, once asked
         if select_older is not None and may_keep:
-            result = candidate.read()
+            # Read in one walk: validated already, and its result is the one read
+            result = known.result if known is not None else candidate.read()
             if isinstance(result, LabResult):
                 accepted = keep_older is None or keep_older(result)
                 if accepted:
                     selectable.append((candidate, result))
                     if order not in chosen and not inside:
                         continue  # older: kept only if chosen or invalid, below
+                elif known is not None and not inside:
+                    continue  # older, valid, and refused: `_worth_keeping` would say so
         if order in chosen:
             continue
         if inside:
@@ -453,9 +459,11 @@ def _in_window(
         ):
             chosen[order] = candidate
     if select_older is not None and selectable:
+        # A result read in one walk is valid; another is validated when asked about
+        walked = [candidate.known is not None for candidate, _ in selectable]
 
         def is_valid(index: int) -> bool:
-            return isinstance(read(selectable[index][0]), LabResult)
+            return walked[index] or isinstance(read(selectable[index][0]), LabResult)
 
         selected = set(select_older([result for _, result in selectable], is_valid))
         for index, (candidate, _) in enumerate(selectable):
