@@ -13,7 +13,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from cds_service.auth.replay import (
     token_key,
 )
 from cds_service.errors import ConfigurationError, ServiceUnavailable
+from tests.sqlite_locks import LockWatchingConnection
 
 REDIS_URL_VARIABLE = "MIPOMERSEN_CDS_TEST_REDIS_URL"
 REDIS_URL = os.environ.get(REDIS_URL_VARIABLE, "redis://127.0.0.1:6379/0")
@@ -110,6 +111,40 @@ def test_redis_keys_expire_with_their_token(redis_client: redis.Redis, clock: Fa
     ttl = redis_client.pttl(prefix + "k")
     redis_client.delete(prefix + "k")
     assert 299_000 < ttl <= 300_000
+
+
+def test_an_expired_key_is_used_anew_even_before_the_next_purge(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = SqliteReplayStore(tmp_path / "replay.sqlite3", clock=clock)
+    assert store.first_use("k", clock.now + 10)
+    clock.now += 10.5  # expired, and within a second of the last purge only from here on
+    assert store.first_use("other", clock.now + 10)  # purges "k"
+    assert store.first_use("k", clock.now + 0.2)  # stored again, until then
+    assert not store.first_use("k", clock.now + 10)
+    clock.now += 0.3  # expired again, and no purge since: the store still tells
+    assert store.first_use("k", clock.now + 10)
+    assert not store.first_use("k", clock.now + 10)
+
+
+def test_a_sqlite_claim_holds_no_lock_once_each_statement_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    path = tmp_path / "replay.sqlite3"
+    store = SqliteReplayStore(path, clock=clock)
+    watchers: list[LockWatchingConnection] = []
+
+    @contextmanager
+    def watched_connection() -> Iterator[LockWatchingConnection]:
+        with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+            watchers.append(LockWatchingConnection(connection, str(path)))
+            yield watchers[-1]
+            watchers[-1].close_watcher()
+
+    monkeypatch.setattr(store, "_connect", watched_connection)
+    assert store.first_use("k", clock.now + 10)
+    assert not store.first_use("k", clock.now + 10)
+    assert [free for watcher in watchers for free in watcher.lock_free_after] == [True] * 3
 
 
 def _claim_all(path: str, keys: list[str]) -> int:

@@ -28,6 +28,9 @@ __all__ = ["RedisReplayStore", "ReplayStore", "SqliteReplayStore", "open_replay_
 SQLITE_FILE_NAME = "jwt-replay.sqlite3"
 REDIS_KEY_PREFIX = "mipomersen-cds:jti:"
 _TIMEOUT_SECONDS = 2.0
+# Expired keys are purged by the first call a second: a purge on every call would be one more
+# write, and one more wait for the GIL, per hook call.
+_PURGE_EVERY_SECONDS = 1.0
 _UNAVAILABLE = "the JWT replay store is unavailable; retry later"
 
 
@@ -51,6 +54,7 @@ class SqliteReplayStore:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self._path = path
         self._clock = clock
+        self._purged_at = -math.inf  # when this process last purged expired keys
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(
@@ -62,16 +66,28 @@ class SqliteReplayStore:
             )
 
     def first_use(self, key: str, expires_at: float) -> bool:
-        """Purge expired keys, then insert `key`; a key already there is a replay."""
+        """Store `key`; a key already there and unexpired is a replay (expired keys are purged
+        by the first call each second).
+
+        Each statement is its own transaction, run whole while the thread has let go of the
+        GIL: a transaction around purge and insert held the database's write lock while the
+        thread waited to get the GIL back between them (up to the switch interval under load),
+        and every other worker's write slept in SQLite's busy handler meanwhile. The purge only
+        keeps the table small: the insert itself tells an expired key from a replay, so a key
+        is judged alike whether a purge removed it yet or not.
+        """
+        now = self._clock()
         try:
             with self._connect() as connection:
-                connection.execute("BEGIN IMMEDIATE")
-                connection.execute("DELETE FROM used_jti WHERE expires_at <= ?", (self._clock(),))
+                if now - self._purged_at >= _PURGE_EVERY_SECONDS or now < self._purged_at:
+                    self._purged_at = now
+                    connection.execute("DELETE FROM used_jti WHERE expires_at <= ?", (now,))
                 cursor = connection.execute(
-                    "INSERT OR IGNORE INTO used_jti (key, expires_at) VALUES (?, ?)",
-                    (key, expires_at),
+                    "INSERT INTO used_jti (key, expires_at) VALUES (?, ?) ON CONFLICT (key)"
+                    " DO UPDATE SET expires_at = excluded.expires_at"
+                    " WHERE used_jti.expires_at <= ?",  # only an expired key is used anew
+                    (key, expires_at, now),
                 )
-                connection.execute("COMMIT")
                 return cursor.rowcount == 1
         except sqlite3.Error as error:
             raise ServiceUnavailable(_UNAVAILABLE) from error
@@ -134,7 +150,6 @@ class RedisReplayStore:
             return bool(self._client.set(self._prefix + key, b"1", nx=True, px=ttl_ms))
         except redis.RedisError as error:
             raise ServiceUnavailable(_UNAVAILABLE) from error
-
 
     def problem(self) -> str | None:
         """Return why Redis cannot take writes now (for /readyz), or None."""

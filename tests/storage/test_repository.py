@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -21,6 +20,7 @@ from cds_service.records.storage.repository import (
     issued_cards_with_feedback,
     purge_before,
 )
+from tests.sqlite_locks import LockWatchingConnection
 
 DAY = datetime(2026, 11, 23, 12, tzinfo=UTC)
 CARD_A = "00000000-0000-4000-8000-00000000000a"
@@ -207,43 +207,15 @@ def test_the_audit_writer_commits_from_every_thread_and_after_close(database: Da
     assert len(ids) == 41
 
 
-class _WatchedConnection:
-    """A thread's SQLite connection that notes, as each statement returns, whether another
-    connection could take the database's write lock at once."""
-
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
-        self._connection = connection
-        self._other = sqlite3.connect(path, isolation_level=None, timeout=0)
-        self.lock_free_after: list[bool] = []
-
-    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
-        cursor = self._connection.execute(sql, parameters)
-        try:
-            self._other.execute("BEGIN IMMEDIATE")  # the write lock, or "database is locked"
-            self._other.execute("ROLLBACK")
-            self.lock_free_after.append(True)
-        except sqlite3.OperationalError:
-            self.lock_free_after.append(False)
-        return cursor
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
-
-    def close_watcher(self) -> None:
-        self._other.close()
-
-
 def test_the_audit_write_holds_no_lock_once_its_statement_returns(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Back in Python, the thread may wait for the GIL for the whole switch interval: a write
-    # lock still held would keep every other writer waiting that long.
     connections = database.thread_connections
     if connections is None:
         pytest.skip("a SQLite file only: other databases write through the engine")
     path = database.engine.url.database
     assert path is not None
-    watched = _WatchedConnection(connections.connection(), path)
+    watched = LockWatchingConnection(connections.connection(), path)
     monkeypatch.setattr(connections, "connection", lambda: watched)
     written = AuditRecordWriter(database).insert(AUDIT_ROWS["a card with suggestions and evidence"])
     watched.close_watcher()
