@@ -93,16 +93,18 @@ def needed_older_results(
     assessed: dict[int, AssessedResult] = {}
     transaminases: set[int] = set()  # the indices of the assessed ALT/AST results
     keep: set[int] = set()
+    timed: list[tuple[datetime, int]] = []  # (instant, index) of each assessed result
     for index, result in enumerate(results):
         outcome = assess_result(result, config)
         is_transaminase = result.analyte in TRANSAMINASES
         if isinstance(outcome, AssessedResult):
             assessed[index] = outcome
+            timed.append((result.effective, index))
             if is_transaminase:
                 transaminases.add(index)
         elif is_transaminase:
             keep.add(index)
-    every_instant = _by_instant(assessed)
+    every_instant = _by_instant(timed)
     transaminase_instants = [
         kept for instant in every_instant if (kept := [i for i in instant if i in transaminases])
     ]
@@ -112,16 +114,13 @@ def needed_older_results(
     return keep
 
 
-def _by_instant(assessed: dict[int, AssessedResult]) -> list[list[int]]:
-    """Return the indices of `assessed` grouped by instant, oldest first."""
+def _by_instant(timed: list[tuple[datetime, int]]) -> list[list[int]]:
+    """Return the indices of the (instant, index) pairs grouped by instant, oldest first."""
+    timed.sort()
     instants: dict[datetime, list[int]] = {}
-    for index, a in sorted(assessed.items(), key=_effective_of):
-        instants.setdefault(a.result.effective, []).append(index)
+    for instant, index in timed:
+        instants.setdefault(instant, []).append(index)
     return list(instants.values())
-
-
-def _effective_of(item: tuple[int, AssessedResult]) -> datetime:
-    return item[1].result.effective
 
 
 def since_last_run(
