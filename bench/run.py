@@ -239,16 +239,46 @@ def http(seconds: float, workers: int, threads: int) -> list[dict[str, Any]]:
             # Both servers are up; each is loaded in turn, in short rounds, so a shared VM's
             # drift over seconds falls on both alike (one is idle while the other is loaded).
             parts: dict[str, list[LoadResult]] = {name: [] for name in servers}
+            busy: dict[str, list[tuple[int, int]]] = {name: [] for name in servers}
             for _ in range(_HTTP_ROUNDS):
                 for name, port in ports.items():
+                    before = _cpu_jiffies()
                     parts[name].append(
                         run_load(
                             "127.0.0.1", port, path, body, concurrency=concurrency,
                             seconds=seconds / _HTTP_ROUNDS,
                         )
                     )  # fmt: skip
-            rows += [_load_row(name, _pooled(parts[name])) for name in servers]
+                    busy[name].append(_busy_since(before))
+            rows += [
+                {**_load_row(name, _pooled(parts[name])), "cpu_busy_pct": _busy_pct(busy[name])}
+                for name in servers
+            ]
     return rows
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """Return the machine's (busy, total) CPU time so far (Linux), or None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_since(before: tuple[int, int] | None) -> tuple[int, int]:
+    after = _cpu_jiffies()
+    if before is None or after is None:
+        return 0, 0
+    return after[0] - before[0], after[1] - before[1]
+
+
+def _busy_pct(spans: list[tuple[int, int]]) -> float | None:
+    """How busy all cores were, load generator included: idle cores under load mean waiting."""
+    total = sum(span[1] for span in spans)
+    return 100 * sum(span[0] for span in spans) / total if total else None
 
 
 _HTTP_ROUNDS = 4
