@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -125,6 +127,33 @@ def test_an_expired_key_is_used_anew_even_before_the_next_purge(
     clock.now += 0.3  # expired again, and no purge since: the store still tells
     assert store.first_use("k", clock.now + 10)
     assert not store.first_use("k", clock.now + 10)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    claims=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),  # the key
+            st.sampled_from([0.0, 0.4, 1.0, 2.5]),  # seconds since the claim before
+            st.sampled_from([0.5, 1.0, 3.0]),  # the token's remaining life
+        ),
+        max_size=25,
+    )
+)
+def test_the_sqlite_store_judges_claims_as_a_table_of_expiry_times_would(
+    tmp_path: Path, claims: list[tuple[str, float, float]]
+) -> None:
+    clock = FakeClock()
+    store = SqliteReplayStore(tmp_path / f"replay-{uuid.uuid4()}.sqlite3", clock=clock)
+    expiry: dict[str, float] = {}
+    for key, pause, life in claims:
+        clock.now += pause
+        first = key not in expiry or expiry[key] <= clock.now
+        if first:
+            expiry[key] = clock.now + life
+        assert store.first_use(key, clock.now + life) is first, (key, clock.now, expiry)
 
 
 def test_a_sqlite_claim_holds_no_lock_once_each_statement_returns(
