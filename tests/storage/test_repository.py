@@ -222,3 +222,23 @@ def test_the_audit_write_holds_no_lock_once_its_statement_returns(
     assert watched.lock_free_after == [True]
     with database.session() as session:
         assert [record.id for record in audit_records(session)] == [written]
+
+
+def test_a_held_postgresql_connection_the_server_closed_is_replaced_and_the_record_kept(
+    database: Database,
+) -> None:
+    connections = database.autocommit_connections
+    if connections is None:
+        pytest.skip("PostgreSQL only: other databases are not held open between records")
+    writer = AuditRecordWriter(database)
+    values = AUDIT_ROWS["a card with suggestions and evidence"]
+    first = writer.insert(values)
+    backend = connections.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with database.engine.begin() as admin:  # as a server restart would
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+    second = writer.insert(values)
+    assert connections.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != (
+        backend
+    )
+    with database.session() as session:
+        assert [record.id for record in audit_records(session)] == [first, second]

@@ -11,10 +11,10 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cds_service.records.storage.database import Database
+from cds_service.records.storage.database import Database, ThreadAutocommitConnections
 from cds_service.records.storage.models import AuditRecord, CardStatus, FeedbackRecord
 
 _STREAM_BATCH = 500
@@ -34,7 +34,11 @@ def insert_audit_record(connection: Connection, values: Mapping[str, Any]) -> in
 class AuditRecordWriter:
     """Writes one audit record in its own transaction, committed on return; returns its id.
 
-    PostgreSQL (any database but a SQLite file): `insert_audit_record` in `engine.begin()`.
+    PostgreSQL: `insert_audit_record` on this thread's held connection in autocommit mode
+    (`ThreadAutocommitConnections`), so the INSERT is its own transaction and one round trip.
+    One found closed (the server restarted since it was last used) is replaced and the record
+    written on the new one, as a ping before use would. Any other database but a SQLite file:
+    `insert_audit_record` in `engine.begin()`.
     A SQLite file: the same INSERT without `RETURNING`, compiled once by SQLAlchemy for the
     dialect, its values converted by the columns' own bind processors (so every column holds
     what SQLAlchemy would store), run on this thread's own connection as one autocommitted
@@ -46,6 +50,7 @@ class AuditRecordWriter:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._connections = database.thread_connections
+        self._autocommit = database.autocommit_connections
         dialect = database.engine.dialect
         columns = [column for column in AuditRecord.__table__.columns if not column.primary_key]
         # No RETURNING: SQLite would keep the statement, and so its transaction and the
@@ -66,6 +71,8 @@ class AuditRecordWriter:
 
     def insert(self, values: Mapping[str, Any]) -> int:
         """Insert the record (every column but `id`, by name) and commit; return its id."""
+        if self._autocommit is not None:
+            return _insert_autocommitted(self._autocommit, values)
         if self._connections is None:
             with self._database.engine.begin() as connection:
                 return insert_audit_record(connection, values)
@@ -95,6 +102,33 @@ class AuditRecordWriter:
         if row_id is None:  # not an INSERT that stored a row: never for this statement
             raise RuntimeError("the audit INSERT stored no row")
         return row_id
+
+
+def _insert_autocommitted(
+    connections: ThreadAutocommitConnections, values: Mapping[str, Any]
+) -> int:
+    """`insert_audit_record` on this thread's held connection in autocommit mode."""
+    connection = connections.connection()
+    try:
+        row_id = _insert_reconnecting(connection, values)
+    except BaseException:
+        with contextlib.suppress(SQLAlchemyError):  # the first error is the one to tell
+            connection.rollback()  # SQLAlchemy's own transaction state: the next starts clean
+        raise
+    connection.commit()  # ends SQLAlchemy's own transaction: the server has committed already
+    return row_id
+
+
+def _insert_reconnecting(connection: Connection, values: Mapping[str, Any]) -> int:
+    try:
+        return insert_audit_record(connection, values)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    # The server closed the connection since its last use (a restart, an idle timeout), so
+    # the INSERT reached no live session: it is written again, on a new connection.
+    connection.rollback()  # after which the held connection connects anew
+    return insert_audit_record(connection, values)
 
 
 def card_issuers(session: Session, card_uuids: Collection[str]) -> dict[str, set[str]]:
