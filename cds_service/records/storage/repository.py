@@ -126,7 +126,9 @@ def _insert_reconnecting(connection: Connection, values: Mapping[str, Any]) -> i
         if not error.connection_invalidated:
             raise
     # The server closed the connection since its last use (a restart, an idle timeout), so
-    # the INSERT reached no live session: it is written again, on a new connection.
+    # the INSERT reached no live session: it is written again, on a new connection. (Were the
+    # connection lost between the commit and its answer, the record would be written twice:
+    # twice rather than never.)
     connection.rollback()  # after which the held connection connects anew
     return insert_audit_record(connection, values)
 
