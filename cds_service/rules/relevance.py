@@ -115,7 +115,10 @@ def needed_older_results(
 
 
 def _by_instant(timed: list[tuple[datetime, int]]) -> list[list[int]]:
-    """Return the indices of the (instant, index) pairs grouped by instant, oldest first."""
+    """Return the indices of the (instant, index) pairs grouped by instant, oldest first.
+
+    The pairs are sorted in place: the caller's list is built for this alone.
+    """
     timed.sort()
     instants: dict[datetime, list[int]] = {}
     for instant, index in timed:
