@@ -47,8 +47,10 @@ from cds_service.settings import load_settings
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SIZES = (10, 100, 200, 1000, 10000)
-# Distinct requests per size: each is evaluated once (cold), so this bounds the calls.
-POOL = {10: 400, 100: 200, 200: 300, 1000: 40, 10000: 12}
+# Distinct requests per size: each is evaluated once (cold), so this bounds the calls. The
+# tail is judged at 200: with 1,000 calls its p99 is the 10th slowest, not the 3rd, so one
+# moment the VM takes the core away does not decide it (bench/README.md, eighth round).
+POOL = {10: 400, 100: 200, 200: 1000, 1000: 40, 10000: 12}
 SERVICE = find_service("mipomersen-order-sign")
 BASE_ENV = {"MIPOMERSEN_CDS_AUTH": "off"}
 
@@ -137,6 +139,9 @@ def in_process(quick: bool) -> list[dict[str, Any]]:
                 # The same tail in CPU time: apart from the VM taking the core away mid-call
                 "cpu_p99_over_p50": percentile(cpu, 0.99) / statistics.median(cpu),
                 "floor_p50_ms": floor_p50,
+                # The floor's own tail on the same bodies, in the same minutes: what the
+                # machine alone gives
+                "floor_p99_over_p50": percentile(floor, 0.99) / floor_p50,
                 "ratio_to_floor": p50 / floor_p50,
                 "cpu_ratio_to_floor": statistics.median(cpu) / statistics.median(floor_cpu),
                 "peak_memory_mb": peak / 1e6,
@@ -419,6 +424,12 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             "in-process p99/p50 in CPU time, 200 Observations",
             "(reported)",
             by_size[200]["cpu_p99_over_p50"],
+            None,
+        ),
+        (
+            "json.loads p99/p50 on the same bodies (the machine's tail)",
+            "(reported)",
+            by_size[200]["floor_p99_over_p50"],
             None,
         ),
         (
