@@ -165,7 +165,6 @@ class NotFound(HttpError):
     issue_code = "not-found"
 
 
-
 class MethodNotAllowed(HttpError):
     """The path exists but not for this method; `Allow` lists the methods it takes."""
 
@@ -205,7 +204,6 @@ class PreconditionFailed(HttpError):
             }
             for key, cause in self.causes.items()
         ]
-
 
 
 class ContentTooLarge(HttpError):
@@ -268,9 +266,7 @@ class RefusedByServer(HttpError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
-        self.issue_code = self._ISSUE_CODES.get(
-            status, "invalid" if status < 500 else "exception"
-        )
+        self.issue_code = self._ISSUE_CODES.get(status, "invalid" if status < 500 else "exception")
 
 
 def from_werkzeug(error: HTTPException) -> HttpError:

@@ -321,9 +321,7 @@ def _public_url(value: object) -> str | None:
 def _metrics_token(value: object) -> SecretStr | None:
     text = (value.get_secret_value() if isinstance(value, SecretStr) else str(value or "")).strip()
     if text and len(text) < MIN_METRICS_TOKEN_LENGTH:
-        raise _Problem(
-            f" is too short: use at least {MIN_METRICS_TOKEN_LENGTH} random characters"
-        )
+        raise _Problem(f" is too short: use at least {MIN_METRICS_TOKEN_LENGTH} random characters")
     return SecretStr(text) if text else None
 
 
@@ -542,8 +540,7 @@ class Settings(BaseSettings):
     )
     baseline_window_days: Days = Field(
         _days(_RULE_DEFAULTS.baseline_window),
-        description="Results this recent count as baseline; older ones are history for a new "
-        "start",
+        description="Results this recent count as baseline; older ones are history for a new start",
     )
     first_year_days: Days = Field(
         _days(_RULE_DEFAULTS.first_year), description="Length of the first year of therapy"
@@ -715,8 +712,7 @@ class Settings(BaseSettings):
     )
     database_timeout_seconds: Seconds = Field(
         2.0,
-        description="longest wait for the database (lock, connection, statement) during a "
-        "request",
+        description="longest wait for the database (lock, connection, statement) during a request",
     )
     audit_retention_days: Days = Field(
         3650.0,

@@ -62,9 +62,7 @@ _LIMITS: ContextVar[_Limits | None] = ContextVar("fhir_mappings_work_limits", de
 @contextmanager
 def work_limits(*, cpu_seconds: float, max_resource_bytes: int) -> Iterator[None]:
     """Limit the FHIR reading done by this thread within the block."""
-    token = _LIMITS.set(
-        _Limits(time.thread_time() + cpu_seconds, cpu_seconds, max_resource_bytes)
-    )
+    token = _LIMITS.set(_Limits(time.thread_time() + cpu_seconds, cpu_seconds, max_resource_bytes))
     try:
         yield
     finally:

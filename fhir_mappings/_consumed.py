@@ -261,8 +261,10 @@ def _element(fields: dict[str, _Check], *, required: tuple[str, ...] = ()) -> _C
 
 def _list_of(check: _Check) -> _Check:
     def each(value: object) -> bool:
-        return type(value) is list and bool(value) and all(
-            item is not None and check(item) for item in value
+        return (
+            type(value) is list
+            and bool(value)
+            and all(item is not None and check(item) for item in value)
         )
 
     return each
@@ -287,9 +289,7 @@ _quantity = _element(
         "code": _code,
     }
 )
-_simple_quantity = _element(
-    {"value": _decimal, "unit": _string, "system": _uri, "code": _code}
-)
+_simple_quantity = _element({"value": _decimal, "unit": _string, "system": _uri, "code": _code})
 _reference = _element({"reference": _string, "type": _uri, "display": _string})
 _meta = _element(
     {
@@ -315,9 +315,7 @@ _reference_range = _element(
 # Dosage as orders usually carry it: a text, a schedule, a route and a dose.
 _timing = _element(
     {
-        "repeat": _element(
-            {"frequency": _positive_int, "period": _decimal, "periodUnit": _code}
-        ),
+        "repeat": _element({"frequency": _positive_int, "period": _decimal, "periodUnit": _code}),
         "code": _codeable_concept,
     }
 )

@@ -84,9 +84,7 @@ def read_patient_record(
     `items` then hold no other Observation.
     """
     with validation_scope(validation):
-        return _read_record(
-            items, draft_orders, medication_codes, window, unattributed, typed_labs
-        )
+        return _read_record(items, draft_orders, medication_codes, window, unattributed, typed_labs)
 
 
 def _read_record(
@@ -122,8 +120,10 @@ def _read_record(
             test = codes.of(item.resource)
             if test is not None:
                 # Those the window reads whatever their age are read now, while at hand.
-                eager = window is None or window.older_analytes is None or (
-                    test[0] in window.older_analytes
+                eager = (
+                    window is None
+                    or window.older_analytes is None
+                    or test[0] in window.older_analytes
                 )
                 known = _one_walk(ordinary, item, *test) if eager else None
                 day = known.day if known is not None else effective_day(item.resource)

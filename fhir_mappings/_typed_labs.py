@@ -464,9 +464,7 @@ class _TypedReader:
                 )  # fmt: skip
         return True
 
-    def _shape(
-        self, resource: Any, ranges: bytes | None, analyte: Analyte, loinc: str
-    ) -> _Shape:
+    def _shape(self, resource: Any, ranges: bytes | None, analyte: Analyte, loinc: str) -> _Shape:
         """Check the shared elements of a result (but its subject, checked on its own)."""
         reader = self._reader
         status = resource.status
@@ -532,8 +530,11 @@ class _TypedReader:
     def _meta_version(self, meta_bytes: bytes) -> str | None:
         """`OrdinaryReader._meta_version` of the element."""
         meta: Meta = _decoded(meta_bytes, Meta)
-        if meta.source is not UNSET or meta.profile is not UNSET or meta.tag is not UNSET or (
-            meta.security is not UNSET
+        if (
+            meta.source is not UNSET
+            or meta.profile is not UNSET
+            or meta.tag is not UNSET
+            or meta.security is not UNSET
         ):
             return self._reader._meta_version(meta.as_json())
         version, updated = meta.versionId, meta.lastUpdated

@@ -177,7 +177,7 @@ def units_table(anchors: Mapping[int, str]) -> str:
         for code, factor in table.ucum.items():
             by_factor.setdefault(_factor(factor, canonical), []).append(f"`{code}`")
         for text, factor in table.text.items():
-            spelling = f"\"{text}\""
+            spelling = f'"{text}"'
             by_factor.setdefault(_factor(factor, canonical), []).append(spelling)
         conversions = "; ".join(f"{' '.join(codes)} {how}" for how, codes in by_factor.items())
         if table.unitless:

@@ -101,9 +101,7 @@ def test_a_chunked_body_of_exactly_the_limit_is_answered(small_app: Flask) -> No
 def test_content_length_past_the_limit_is_refused_with_an_operation_outcome(
     small_app: Flask,
 ) -> None:
-    response = small_app.test_client().post(
-        SIGN, data=b" " * 5000, content_type="application/json"
-    )
+    response = small_app.test_client().post(SIGN, data=b" " * 5000, content_type="application/json")
     assert response.status_code == 413
     assert response.get_json()["resourceType"] == "OperationOutcome"
 

@@ -222,8 +222,10 @@ def test_no_body_or_content_type_gives_a_500(app: Flask, body: bytes, content_ty
 
 _json_documents = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\aé\n', max_size=6),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(alphabet='[]{}"\\kü', max_size=4), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\kü', max_size=4), children, max_size=3)
+    ),
     max_leaves=25,
 )
 

@@ -217,9 +217,9 @@ def test_a_draft_order_without_subject_belongs_to_the_patient_in_context(
     response = post(client, body)
 
     assert decision(response) == "withhold"
-    assert "context.draftOrders.entry[0].resource.subject" in response.get_json()["cards"][0][
-        "detail"
-    ]  # MedicationRequest.subject is required: the card names it, the order still counts
+    assert (
+        "context.draftOrders.entry[0].resource.subject" in response.get_json()["cards"][0]["detail"]
+    )  # MedicationRequest.subject is required: the card names it, the order still counts
 
 
 @responses.activate
@@ -295,9 +295,10 @@ def test_moving_any_resource_to_another_patient_never_changes_the_decision_excep
         medications=(medication_request("mr-0", status="completed", authoredOn="2025-01-01"),),
         conditions=(condition("19943007"),),
     )
-    places = [
-        ("liverLabs", index) for index in range(len(observations) + 1)
-    ] + [("medications", 0), ("conditions", 0)]
+    places = [("liverLabs", index) for index in range(len(observations) + 1)] + [
+        ("medications", 0),
+        ("conditions", 0),
+    ]
     key, index = data.draw(st.sampled_from(places))
     moved_body = copy.deepcopy(body)
     moved_body["prefetch"][key]["entry"][index]["resource"]["subject"] = {

@@ -235,9 +235,7 @@ def test_a_redis_password_is_never_echoed() -> None:
         ),
     ],
 )
-def test_serving_with_auth_needs_issuers_and_a_public_url(
-    settings: Settings, message: str
-) -> None:
+def test_serving_with_auth_needs_issuers_and_a_public_url(settings: Settings, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         require_serving_settings(settings)
     require_serving_settings(Settings(auth=AuthMode.OFF))

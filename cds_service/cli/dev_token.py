@@ -47,7 +47,7 @@ def add_command(commands: Any) -> None:
         ),
         epilog=(
             "Example (see the README, 'Authentication locally'):\n"
-            f"  export {ISSUERS}=\"$(mipomersen-cds dev-token "
+            f'  export {ISSUERS}="$(mipomersen-cds dev-token '
             '--trusted-issuers)"\n'
             "  TOKEN=$(mipomersen-cds dev-token "
             "http://127.0.0.1:8080/cds-services/mipomersen-order-sign)"

@@ -102,9 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION.format(settings=settings_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_installed_version()}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -117,8 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        help=f"worker processes (default: {Settings.variable('workers')}, else 2 per CPU core "
-        "+ 1)",
+        help=f"worker processes (default: {Settings.variable('workers')}, else 2 per CPU core + 1)",
     )
     serve.add_argument(
         "--threads",
@@ -385,7 +382,6 @@ def _read_input(name: str) -> bytes:
         where = "standard input" if name == "-" else name
         raise InputError(f"{where} is empty: give a CDS Hooks request or a FHIR Bundle as JSON")
     return data
-
 
 
 def _describe(error: Exception) -> str:

@@ -137,7 +137,6 @@ def _with_database(command: Command) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-
 def describe_database(url: str) -> str:
     """Return the database a URL names, for people: a SQLite file's path, else the URL."""
     parsed = make_url(url)

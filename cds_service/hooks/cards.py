@@ -306,10 +306,8 @@ def _history(evaluation: Evaluation) -> str:
         else "before therapy"
     )
     lines = [f"- {_md(_quote(row))}, {when}" for row in evaluation.history]
-    return (
-        "**History** (abnormal results too old to decide; project policy 13):\n\n"
-        + "\n".join(lines)
-    )
+    heading = "**History** (abnormal results too old to decide; project policy 13):"
+    return heading + "\n\n" + "\n".join(lines)
 
 
 def _unusable_table(unusable: Iterable[UnusableResult]) -> str:
@@ -433,7 +431,6 @@ _OVERRIDE_REASONS: dict[DecisionKind, tuple[tuple[str, str], ...]] = {
 }
 
 
-
 # --- formatting ------------------------------------------------------------------------------
 
 
@@ -525,8 +522,6 @@ def _unusable_name(unusable: UnusableResult | None) -> str:
 
 def _order_name(order: MedicationOrder) -> str:
     return order.medication or "mipomersen"
-
-
 
 
 # Characters that would open HTML (rendered raw by some clients), emphasis, links or table cells.

@@ -143,9 +143,7 @@ def evaluate_hook(
     )
     if typed_labs is not None:
         if validation is not ValidationScope.CONSUMED or any(
-            item.resource_type == "Observation"
-            for plan in plans.values()
-            for item in plan.items
+            item.resource_type == "Observation" for plan in plans.values() for item in plan.items
         ):
             raise LaneDeclined
         check_lane_identity(typed_labs, identity)

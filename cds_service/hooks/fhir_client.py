@@ -228,7 +228,6 @@ class FhirClient:
         return b"".join(chunks)
 
 
-
 def _check_status(response: requests.Response) -> None:
     status = response.status_code
     if status == 200:

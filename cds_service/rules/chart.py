@@ -112,9 +112,7 @@ def read_chart(
     prior = prior_orders(record.medication_orders)
     in_scope = tuple(orders)
     start = therapy_start(prior, in_scope)
-    history_before = (
-        now - config.baseline_window if is_new_therapy(occasion, prior) else start
-    )
+    history_before = now - config.baseline_window if is_new_therapy(occasion, prior) else start
     current = tuple(
         a for a in results if history_before is None or a.result.effective >= history_before
     )

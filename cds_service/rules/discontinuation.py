@@ -142,4 +142,3 @@ def findings(chart: Chart) -> list[Finding]:
             )
         )
     return found
-

@@ -78,7 +78,6 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-
 def is_within_before(taken: datetime, now: datetime, window: timedelta) -> bool:
     """Return True when `taken` is at most `window` before now (later results count too)."""
     return now - taken <= window

@@ -202,9 +202,7 @@ class WithholdEpisode:
             a.result.effective for a in (self.began_with, *self.since) if is_elevation(a, config)
         )
         later = [a for a in self.since if a.result.effective > last_elevated]
-        return tuple(
-            analyte for analyte in TRANSAMINASES if latest_result(later, analyte) is None
-        )
+        return tuple(analyte for analyte in TRANSAMINASES if latest_result(later, analyte) is None)
 
 
 def latest_withhold_episode(
