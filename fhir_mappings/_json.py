@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from fhir_mappings.decimals import as_double
+
 JsonObject = Mapping[str, Any]
 
 
@@ -53,7 +55,7 @@ def number_at(obj: JsonObject, key: str) -> float | None:
     if isinstance(value, float):
         number = value  # a `DecimalLiteral` keeps its literal
     elif isinstance(value, int):
-        number = float(value)
+        number = as_double(value)
     elif isinstance(value, str):
         try:
             number = float(value)

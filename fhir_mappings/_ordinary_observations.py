@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
@@ -39,6 +40,7 @@ from fhir_mappings._observations import (
 )
 from fhir_mappings._resources import FhirItem
 from fhir_mappings._units import UCUM_SYSTEM, UnitFactor, unit_factor
+from fhir_mappings.decimals import as_double
 from fhir_mappings.values import (
     Analyte,
     Bound,
@@ -84,6 +86,8 @@ _QUANTITY_KEYS = frozenset({"value", "comparator", "unit", "system", "code"})
 _SIMPLE_QUANTITY_KEYS = frozenset({"value", "unit", "system", "code"})
 _RANGE_KEYS = frozenset({"low", "high", "type", "appliesTo", "text"})
 _list_of_concepts = consumed._list_of(consumed._codeable_concept)
+
+_LARGEST_DOUBLE = sys.float_info.max
 
 
 class OrdinaryRead(Struct, frozen=True, gc=False):
@@ -176,7 +180,10 @@ class OrdinaryReader:
         if type(quantity) is not dict:
             return None
         value = quantity.get("value")
-        if type(value) is not int and (type(value) is not float or not math.isfinite(value)):
+        if type(value) is int:
+            if not -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+                return None  # no double holds it: asked the general way
+        elif type(value) is not float or not math.isfinite(value):
             return None
         comparator = quantity.get("comparator")
         unit_code = quantity.get("code")
@@ -303,7 +310,7 @@ class OrdinaryReader:
                 day, analyte, loinc, UnusableReason.NO_VALUE,
                 "valueQuantity has no numeric value", source, effective,
             )  # fmt: skip
-        value = raw_value if isinstance(raw_value, float) else float(raw_value)
+        value = as_double(raw_value)
         canonical = self._canonical(analyte, value, code, text, coded)
         before, after = reported_around(comparator, text, coded)
         reported = f"{before}{raw_value}{after}"
@@ -533,7 +540,9 @@ class OrdinaryReader:
         for key, value in quantity.items():
             if key == "value":
                 if type(value) is int:
-                    continue
+                    if -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+                        continue
+                    raise NotOrdinary  # no double holds it: the general path reads it
                 if not isinstance(value, float) or not math.isfinite(value):
                     raise NotOrdinary
             elif type(value) is not str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Collection
 from datetime import date, datetime
 from functools import cache
@@ -399,9 +400,10 @@ class _TypedReader:
                     if units == _NO_UNITS:
                         raise NotOrdinary  # an empty valueQuantity
                     value = None
-                elif type(value) is not int and (
-                    not isinstance(value, float) or not math.isfinite(value)
-                ):
+                elif type(value) is int:
+                    if not -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+                        raise NotOrdinary  # no double holds it: the general path reads it
+                elif not isinstance(value, float) or not math.isfinite(value):
                     raise NotOrdinary
             key = (status, code, units, ranges)
             shape = shapes.get(key)
@@ -549,11 +551,12 @@ class _TypedReader:
 
 
 _UNKNOWN: Any = object()
+_LARGEST_DOUBLE = sys.float_info.max
 _NO_UNITS = (UNSET, UNSET, UNSET, UNSET)
 
 
 def _finite_float(literal: str) -> float:
-    """`decode_float`, refusing a literal past the largest double (the general path names it)."""
+    """`decode_float`, refusing a literal past the largest double (the general path reads it)."""
     number = decode_float(literal)
     if math.isinf(number):
         raise NotOrdinary

@@ -9,9 +9,10 @@ comparisons (`≥ 3× ULN`) never depend on binary rounding.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
-__all__ = ["DecimalLiteral", "exact_decimal"]
+__all__ = ["DecimalLiteral", "as_double", "exact_decimal"]
 
 
 class DecimalLiteral(float):
@@ -38,3 +39,17 @@ def decode_float(literal: str) -> float:
     if len(literal) <= 16 or Decimal(repr(number)) == Decimal(literal):
         return number  # at most 15 significant digits: `repr` gives the decimal back
     return DecimalLiteral(literal)
+
+
+def as_double(number: int | float) -> float:
+    """Return a JSON number as a double; an integer no double holds gives an infinity of its sign.
+
+    `float()` would raise for such an integer, which plain `json.loads` gives as an int: the
+    infinity is read as no finite number, as any other value outside a double's range.
+    """
+    if isinstance(number, float):
+        return number
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf

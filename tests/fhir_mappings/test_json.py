@@ -17,6 +17,9 @@ from fhir_mappings._json import number_at, objects_at, str_at
         pytest.param("five", None, id="text"),
         pytest.param(float("nan"), None, id="nan"),
         pytest.param("Infinity", None, id="infinity-string"),
+        # plain `json.loads` gives a longer integer literal as an int no double holds
+        pytest.param(10**400, None, id="integer-no-double-holds"),
+        pytest.param(-(10**400), None, id="negative-integer-no-double-holds"),
         pytest.param([5], None, id="array"),
         pytest.param(None, None, id="null"),
     ],

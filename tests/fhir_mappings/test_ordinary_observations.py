@@ -247,3 +247,28 @@ def test_a_look_alike_of_a_checked_element_is_checked_again(
     second = observation("ALT", 20, "2026-11-20", code=look_alike)
     assert reader.read(FhirItem("a", first), *liver_test_code(first)) is not None  # type: ignore[misc]
     assert reader.read(FhirItem("b", second), *liver_test_code(second)) is None  # type: ignore[misc]
+
+
+# Plain `json.loads` gives an integer literal of 309 digits or more as an int no double holds
+# (the service's decoders give an infinity). The reader leaves such a value to the general
+# path, which reads it as no number: the result unusable, or the reference range unused.
+@pytest.mark.parametrize("number", [10**400, -(10**400)], ids=["huge", "huge-negative"])
+@pytest.mark.parametrize("where", ["value", "reference range high"])
+def test_an_integer_no_double_holds_is_left_to_the_general_path(number: int, where: str) -> None:
+    resource = copy.deepcopy(BUILT[0])
+    if where == "value":
+        resource["valueQuantity"]["value"] = number
+    else:
+        resource["referenceRange"] = [{"high": quantity(number, "U/L")}]
+    item = FhirItem(PATH.format(0), resource)
+    analyte, loinc = liver_test_code(resource)  # type: ignore[misc]
+    reader = OrdinaryReader()
+    assert reader.read(item, analyte, loinc) is None
+    assert validation_problem(item) is None  # a valid FHIR decimal, as the models say
+    general = read_lab_result(item, analyte, loinc)
+    if where == "value":
+        assert isinstance(general, UnusableResult)
+        assert reader.reads_as_usable(item, analyte) is None
+        assert reads_as_usable(item, analyte) is False
+    else:
+        assert isinstance(general, LabResult) and general.reference_high is None
