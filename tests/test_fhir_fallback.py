@@ -219,6 +219,44 @@ def test_a_required_key_that_cannot_be_fetched_gives_412_naming_key_and_cause(
     assert TOKEN not in response.get_data(as_text=True)
 
 
+def _with_alt_literal(text: str, literal: str) -> str:
+    """`text` with the ALT of 236 U/L written as `literal`, which `json.dumps` never writes."""
+    assert text.count('"value": 236') == 1
+    return text.replace('"value": 236', f'"value": {literal}')
+
+
+def _labs_at_one_place(answer: Any) -> str:
+    """The answer as JSON text, the place of the lab Bundle's results written alike wherever
+    they came from (the prefetch, or the first page fetched; also as Markdown escapes it)."""
+    text = json.dumps(answer)
+    for place in ("prefetch.liverLabs.", "fhirServer.liverLabs.page[0].",
+                  "fhirServer.liverLabs.page\\\\[0\\\\]."):  # fmt: skip
+        text = text.replace(place, "LABS.")
+    return text
+
+
+# A FHIR server's answer is read as a request body is: a number no double holds is no finite
+# number, so the ALT holding one is unusable and the card says so (a 400-digit integer was a
+# 500, a 5,000-digit one "not JSON").
+@pytest.mark.parametrize(
+    "literal",
+    ["1" + "0" * 400, "-" + "9" * 5001, "1e999"],
+    ids=["400-digits", "5001-digits", "1e999"],
+)
+@responses.activate
+def test_a_number_no_double_holds_from_the_server_reads_as_in_the_prefetch(literal: str) -> None:
+    labs = _with_alt_literal(json.dumps(EXAMPLE["prefetch"]["liverLabs"]), literal)
+    responses.get(SEARCH_URLS["liverLabs"], body=labs, content_type="application/fhir+json")
+    fetched = call(make_app(), request_without("liverLabs"))
+    sent_body = _with_alt_literal(json.dumps(EXAMPLE), literal)
+    sent = make_app().test_client().post(SIGN, data=sent_body, content_type="application/json")
+    assert fetched.status_code == sent.status_code == 200
+    assert _labs_at_one_place(fetched.get_json()) == _labs_at_one_place(sent.get_json())
+    (card,) = fetched.get_json()["cards"]
+    assert "page\\[0\\].entry\\[0\\].resource.valueQuantity.value" in card["detail"]
+    assert "latest ALT is unusable" in card["detail"]
+
+
 @responses.activate
 def test_a_response_larger_than_the_limit_is_refused() -> None:
     responses.get(SEARCH_URLS["liverLabs"], json=EXAMPLE["prefetch"]["liverLabs"])

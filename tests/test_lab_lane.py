@@ -186,6 +186,13 @@ ROWS: list[tuple[str, dict[str, Any], bool]] = [
     })), False),
     # The shared elements (code, subject, reference range, meta) are kept as bytes and decoded
     # once per distinct value: what they hold is checked all the same.
+    # A number no double holds where no rule reads it: read past by both paths alike
+    ("a number past the largest double in a note", _request(_with(HISTORY, 3, note=[
+        {"text": "n", "extension": [{"url": "http://x", "valueDecimal": DecimalLiteral("1e999")}]}
+    ])), True),
+    ("an integer of 400 digits in a note", _request(_with(HISTORY, 3, note=[
+        {"text": "n", "extension": [{"url": "http://x", "valueInteger": 10**400}]}
+    ])), False),
     ("a reference range past the largest double", _request(_with(HISTORY, 0, referenceRange=[
         {"high": {"value": DecimalLiteral("1e400"), "unit": "U/L"}}
     ])), False),

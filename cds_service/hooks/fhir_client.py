@@ -30,6 +30,7 @@ from cds_service.errors import (
     FhirServerTimeout,
     FhirServerUnreachable,
 )
+from cds_service.hooks.json_limits import decode_integer, decode_number
 from cds_service.hooks.prefetch import FetchedKey, KeyPlan, same_origin
 from cds_service.hooks.request import next_link
 from cds_service.outbound_http import outbound_session
@@ -201,7 +202,9 @@ class FhirClient:
         except requests.RequestException as error:
             raise map_requests_error(error) from None
         try:
-            body = json.loads(content)
+            # Numbers as in request bodies: one no double holds is an infinite one, so a
+            # result holding it is unusable (a card says so) rather than a failed fetch.
+            body = json.loads(content, parse_int=decode_integer, parse_float=decode_number)
         except (ValueError, RecursionError):
             raise FhirResponseInvalid("the FHIR server's answer is not JSON") from None
         if not isinstance(body, dict):

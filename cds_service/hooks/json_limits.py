@@ -20,6 +20,8 @@ __all__ = [
     "MAX_INTEGER_DIGITS",
     "MAX_JSON_DEPTH_LIMIT",
     "UnusableValue",
+    "decode_integer",
+    "decode_number",
     "find_path",
     "float_or_refuse",
     "has_too_many_digits",
@@ -90,9 +92,12 @@ def _walked_depth(skeleton: bytes) -> int:
     return max(accumulate(memoryview(skeleton.translate(_SIGNED_STEPS)).cast("b")), default=0)
 
 
-# Numbers: the service computes in IEEE 754 doubles, so a JSON number must be one. An integer
-# literal of 309 digits or more may exceed the largest double (1.797e308) and would be refused
-# anyway by Python past 4,300 digits; an exponent past e308 parses as infinity.
+# Numbers: the service computes in IEEE 754 doubles. An integer literal of more than 308 digits
+# (308 always fit below the largest double, 1.797e308; 309 may not) and a float literal past
+# that double (`1e999`) are decoded as an infinity of their sign, as a JSON decoder does with
+# such a float: what reads one then finds no finite number, so a result holding it is unusable
+# (and its card says so), a field that must be an integer refuses it, and an element no rule
+# reads stays unread.
 MAX_INTEGER_DIGITS = 308
 
 # A JSON escape of a UTF-16 surrogate (\ud800-\udfff). Only a body holding one can decode to
@@ -109,15 +114,6 @@ class UnusableValue(ValueError):
         self.problem = problem
 
 
-class _OutOfRange:
-    """Stands in for a number too large to be a double, until its path is found."""
-
-
-_OUT_OF_RANGE = _OutOfRange()
-NUMBER_PROBLEM = (
-    "number out of range: numbers must be finite IEEE 754 doubles "
-    f"(at most {MAX_INTEGER_DIGITS} integer digits, magnitude below 1.8e308)"
-)
 SURROGATE_PROBLEM = (
     "text holds a lone UTF-16 surrogate (an escape in \\ud800-\\udfff without its pair), "
     "which is not Unicode text"
@@ -125,50 +121,48 @@ SURROGATE_PROBLEM = (
 
 
 def load_checked(text: str | None, body: bytes, *, parse_constant: Any) -> Any:
-    """Decode the UTF-8 JSON `body`, refusing numbers and text the service cannot hold.
+    """Decode the UTF-8 JSON `body`, refusing text the service cannot hold.
 
     `text` is the body decoded, or None: it is then decoded only if the standard library's
     decoder is needed (the body must be valid UTF-8).
 
-    Raises `json.JSONDecodeError` for invalid JSON and `UnusableValue` naming the first value
-    that is a number out of range or a string (or key) with a lone surrogate. Both checks cost
-    nothing on an ordinary body: the walk that finds the path runs only when one was seen.
-    The common case is decoded by msgspec (about twice as fast as the standard library), its
-    float literals through `decode_float` (exact decimals); a body it refuses, or one that may
-    hold a number out of range, is decoded again here, so every refusal reads as before.
+    Raises `json.JSONDecodeError` for invalid JSON and `UnusableValue` naming the first string
+    (or key) with a lone surrogate. A number no double holds is decoded as an infinite one
+    (`decode_number`, `decode_integer`). The common case is decoded by msgspec (about twice as
+    fast as the standard library), its float literals through `decode_float` (exact decimals);
+    a body it refuses, or one holding an integer longer than msgspec takes, is decoded again
+    here, so every refusal reads as before and every number is decoded alike.
     """
     value = _decode_fast(body)
     if value is not _CAREFUL:
         return value
-    flagged: list[bool] = []
-
-    def parse_int(literal: str) -> Any:
-        if len(literal) - literal.startswith("-") > MAX_INTEGER_DIGITS:
-            flagged.append(True)
-            return _OUT_OF_RANGE
-        return int(literal)
-
-    def parse_float(literal: str) -> Any:
-        number = float(literal)
-        if math.isinf(number):
-            flagged.append(True)
-            return _OUT_OF_RANGE
-        return number
-
     value = json.loads(
         body.decode("utf-8") if text is None else text,
-        parse_int=parse_int,
-        parse_float=parse_float,
+        parse_int=decode_integer,
+        parse_float=decode_number,
         parse_constant=parse_constant,
     )
-    if flagged:
-        path = find_path(value, lambda item: item is _OUT_OF_RANGE)
-        raise UnusableValue(path or "request body", NUMBER_PROBLEM)
     if _SURROGATE_ESCAPE.search(body):
         path = find_path(value, _has_lone_surrogate)
         if path is not None:
             raise UnusableValue(path, SURROGATE_PROBLEM)
     return value
+
+
+def decode_number(literal: str) -> float:
+    """`decode_float`, but a literal past the largest double is a plain infinite float.
+
+    Not a `DecimalLiteral`: an infinity must never be read back as the finite decimal written.
+    """
+    number = decode_float(literal)
+    return math.copysign(math.inf, number) if math.isinf(number) else number
+
+
+def decode_integer(literal: str) -> int | float:
+    """An integer literal as an int, or an infinite float when no double holds it."""
+    if len(literal) - literal.startswith("-") > MAX_INTEGER_DIGITS:
+        return -math.inf if literal.startswith("-") else math.inf
+    return int(literal)
 
 
 _CAREFUL = object()  # the body needs the standard library's decoder and its messages
@@ -183,31 +177,32 @@ _SAMPLED_RUN = b"0" * ((MAX_INTEGER_DIGITS + 1) // _SAMPLE_STRIDE)
 
 
 class _OutOfRangeFloat(ValueError):
-    """A float literal past the largest double: left to the careful decoder, which names it."""
+    """A float literal past the largest double, which the lab lane's decoding refuses."""
 
 
 def float_or_refuse(literal: str) -> float:
-    """`decode_float`, refusing a literal past the largest double (the careful decoder names it)."""
+    """`decode_float`, refusing a literal past the largest double (the lab lane then declines)."""
     number = decode_float(literal)
     if math.isinf(number):
         raise _OutOfRangeFloat(literal[:20])
     return number
 
 
-_FAST_DECODER = msgspec.json.Decoder(float_hook=float_or_refuse)
+_FAST_DECODER = msgspec.json.Decoder(float_hook=decode_number)
 
 
 def _decode_fast(body: bytes) -> Any:
     """Return the decoded body, or `_CAREFUL` when the careful decoder must see it.
 
     msgspec refuses lone surrogates, NaN and Infinity itself; an integer of more digits than
-    any double holds is found on the raw bytes (in C) before decoding.
+    any double holds (which msgspec would give as an int, or refuse past 4,300 digits) is
+    found on the raw bytes (in C) before decoding.
     """
     if has_too_many_digits(body):
         return _CAREFUL
     try:
         return _FAST_DECODER.decode(body)
-    except (msgspec.DecodeError, _OutOfRangeFloat):
+    except msgspec.DecodeError:
         return _CAREFUL
 
 
