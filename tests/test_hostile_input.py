@@ -171,6 +171,7 @@ def test_a_number_no_double_can_hold_reads_as_no_finite_number(
     (card,) = response.get_json()["cards"]
     assert card["summary"].startswith(summary_or_field)
     assert said.replace("[", "\\[").replace("]", "\\]") in card["detail"]  # as Markdown
+    assert ".." not in card["detail"]
 
 
 def test_the_largest_numbers_a_double_holds_are_still_read(client: FlaskClient) -> None:

@@ -224,7 +224,8 @@ def wording_context(finding: Finding) -> dict[str, str]:
         if finding.last_tested
         else "none on file",
         "unusable": _unusable_name(unusable),
-        "unusable_why_md": f": {_md(unusable.detail)}" if unusable else "",
+        # The sentence ends after it: a detail's own full stop would make two
+        "unusable_why_md": f": {_md(unusable.detail.removesuffix('.'))}" if unusable else "",
     }
 
 
