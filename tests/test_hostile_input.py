@@ -9,6 +9,7 @@ ranges, huge arrays in one resource).
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import time
@@ -125,6 +126,14 @@ def _with_alt_value(literal: str) -> str:
     return json.dumps(SEVERE).replace('"value": 236', f'"value": {literal}')
 
 
+def _with_alt_high(literal: str) -> str:
+    ranged = copy.deepcopy(SEVERE)
+    ranged["prefetch"]["liverLabs"]["entry"][0]["resource"]["referenceRange"] = [
+        {"high": {"value": 40, "unit": "U/L"}}
+    ]
+    return json.dumps(ranged).replace('"value": 40,', f'"value": {literal},')
+
+
 ALT_VALUE = "prefetch.liverLabs.entry[0].resource.valueQuantity.value"
 TOP_LEVEL_INTEGER = json.dumps(SEVERE)[:-1] + ', "x": ' + "9" * 5000 + "}"
 # The ALT result with a note no rule reads, whose extension holds 1e999
@@ -148,6 +157,8 @@ OUT_OF_RANGE = [
      (200, ALT_UNUSABLE, ALT_VALUE)),
     ("negative-value-past-double", SIGN, _with_alt_value("-1" + "0" * 309),
      (200, ALT_UNUSABLE, ALT_VALUE)),
+    ("reference-range-high-past-double", SIGN, _with_alt_high("1e999"),
+     (200, ALT_UNUSABLE, "prefetch.liverLabs.entry[0].resource.referenceRange[0].high.value")),
     ("expires-in-ten-to-the-5000", SIGN, _with_expires_in("1" + "0" * 5000),
      (400, "fhirAuthorization.expires_in", "must be an integer")),
     ("feedback-integer-of-5000-digits", FEEDBACK, '{"feedback": [' + "1" * 5000 + "]}",
@@ -172,6 +183,30 @@ def test_a_number_no_double_can_hold_reads_as_no_finite_number(
     assert card["summary"].startswith(summary_or_field)
     assert said.replace("[", "\\[").replace("]", "\\]") in card["detail"]  # as Markdown
     assert ".." not in card["detail"]
+
+
+# Policy 4: a lab range whose upper limit cannot be read is no range; the default ULN decides
+# and the card says so without claiming that none was sent.
+@pytest.mark.parametrize(
+    "high",
+    [
+        pytest.param(None, id="no-range-sent"),
+        pytest.param({"value": 40, "unit": "furlongs"}, id="high-in-an-unknown-unit"),
+        pytest.param({"value": 0, "unit": "U/L"}, id="high-of-zero"),
+    ],
+)
+def test_a_range_that_cannot_be_read_is_said_so_and_the_default_uln_decides(
+    client: FlaskClient, high: dict[str, Any] | None
+) -> None:
+    alt = observation("ALT", 236, "2026-11-20")
+    if high is not None:
+        alt["referenceRange"] = [{"high": high}]
+    body = hook_request(drafts=(medication_request("draft-1"),), labs=(alt,))
+    response = post_raw(client, SIGN, json.dumps(body))
+    (card,) = response.get_json()["cards"]
+    assert card["summary"].startswith("Withhold mipomersen: ALT 236 U/L = 5.9× ULN")
+    assert "| ALT | 236 U/L | 5.9× | 40 U/L | 2026-11-20 | default |" in card["detail"]
+    assert "No usable reference range was sent for ALT: the default ULN was used" in card["detail"]
 
 
 def test_the_largest_numbers_a_double_holds_are_still_read(client: FlaskClient) -> None:

@@ -124,7 +124,7 @@ def detail(evaluation: Evaluation, finding: Finding, data_notes: tuple[str, ...]
     )
     if defaults:
         parts.append(
-            f"No reference range was sent for {_names(defaults)}: the default ULN was used "
+            f"No usable reference range was sent for {_names(defaults)}: the default ULN was used "
             "(project policy 4)."
         )
     history = _history(evaluation)
