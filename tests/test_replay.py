@@ -129,6 +129,7 @@ def test_an_expired_key_is_used_anew_even_before_the_next_purge(
     assert not store.first_use("k", clock.now + 10)
 
 
+@pytest.mark.slow  # hypothesis: 60 sequences of claims, about 2 s
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
