@@ -130,8 +130,9 @@ def load_checked(text: str | None, body: bytes, *, parse_constant: Any) -> Any:
     (or key) with a lone surrogate. A number no double holds is decoded as an infinite one
     (`decode_number`, `decode_integer`). The common case is decoded by msgspec (about twice as
     fast as the standard library), its float literals through `decode_float` (exact decimals);
-    a body it refuses, or one holding an integer longer than msgspec takes, is decoded again
-    here, so every refusal reads as before and every number is decoded alike.
+    a body it refuses, or one holding a run of more digits than a double holds (a number's or
+    a string's), is decoded again here, so every refusal reads as before and every number is
+    decoded alike.
     """
     value = _decode_fast(body)
     if value is not _CAREFUL:
