@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
@@ -40,7 +39,7 @@ from fhir_mappings._observations import (
 )
 from fhir_mappings._resources import FhirItem
 from fhir_mappings._units import UCUM_SYSTEM, UnitFactor, unit_factor
-from fhir_mappings.decimals import as_double
+from fhir_mappings.decimals import LARGEST_DOUBLE, as_double
 from fhir_mappings.values import (
     Analyte,
     Bound,
@@ -86,8 +85,6 @@ _QUANTITY_KEYS = frozenset({"value", "comparator", "unit", "system", "code"})
 _SIMPLE_QUANTITY_KEYS = frozenset({"value", "unit", "system", "code"})
 _RANGE_KEYS = frozenset({"low", "high", "type", "appliesTo", "text"})
 _list_of_concepts = consumed._list_of(consumed._codeable_concept)
-
-_LARGEST_DOUBLE = sys.float_info.max
 
 
 class OrdinaryRead(Struct, frozen=True, gc=False):
@@ -181,7 +178,7 @@ class OrdinaryReader:
             return None
         value = quantity.get("value")
         if type(value) is int:
-            if not -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+            if not -LARGEST_DOUBLE <= value <= LARGEST_DOUBLE:
                 return None  # no double holds it: asked the general way
         elif type(value) is not float or not math.isfinite(value):
             return None
@@ -310,7 +307,7 @@ class OrdinaryReader:
                 day, analyte, loinc, UnusableReason.NO_VALUE,
                 "valueQuantity has no numeric value", source, effective,
             )  # fmt: skip
-        value = as_double(raw_value)
+        value = raw_value if isinstance(raw_value, float) else as_double(raw_value)
         canonical = self._canonical(analyte, value, code, text, coded)
         before, after = reported_around(comparator, text, coded)
         reported = f"{before}{raw_value}{after}"
@@ -540,7 +537,7 @@ class OrdinaryReader:
         for key, value in quantity.items():
             if key == "value":
                 if type(value) is int:
-                    if -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+                    if -LARGEST_DOUBLE <= value <= LARGEST_DOUBLE:
                         continue
                     raise NotOrdinary  # no double holds it: the general path reads it
                 if not isinstance(value, float) or not math.isfinite(value):

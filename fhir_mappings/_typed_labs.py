@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Collection
 from datetime import date, datetime
 from functools import cache
@@ -46,7 +45,7 @@ from fhir_mappings._ordinary_observations import (
     reports_a_result,
 )
 from fhir_mappings._units import UCUM_SYSTEM, UnitFactor
-from fhir_mappings.decimals import decode_float
+from fhir_mappings.decimals import LARGEST_DOUBLE, decode_float
 from fhir_mappings.values import Analyte, Bound, LabResult, ResourceRef
 
 __all__ = ["LabBundle", "TypedLabs", "read_lab_bundle"]
@@ -401,7 +400,7 @@ class _TypedReader:
                         raise NotOrdinary  # an empty valueQuantity
                     value = None
                 elif type(value) is int:
-                    if not -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+                    if not -LARGEST_DOUBLE <= value <= LARGEST_DOUBLE:
                         raise NotOrdinary  # no double holds it: the general path reads it
                 elif not isinstance(value, float) or not math.isfinite(value):
                     raise NotOrdinary
@@ -551,7 +550,6 @@ class _TypedReader:
 
 
 _UNKNOWN: Any = object()
-_LARGEST_DOUBLE = sys.float_info.max
 _NO_UNITS = (UNSET, UNSET, UNSET, UNSET)
 
 

@@ -10,9 +10,13 @@ comparisons (`≥ 3× ULN`) never depend on binary rounding.
 from __future__ import annotations
 
 import math
+import sys
 from decimal import Decimal
 
-__all__ = ["DecimalLiteral", "as_double", "exact_decimal"]
+__all__ = ["LARGEST_DOUBLE", "DecimalLiteral", "as_double", "exact_decimal"]
+
+# A JSON integer beyond it (plain `json.loads` gives one of any length) is no double.
+LARGEST_DOUBLE = sys.float_info.max
 
 
 class DecimalLiteral(float):
